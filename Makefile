@@ -1,0 +1,52 @@
+# StreamFlow ingest. `make run` runs both months through Airflow; `make test` runs the suite.
+# Settings come from .env; an environment variable of the same name wins.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+LOCAL := PYTHONPATH=include $(PY) -m streamflow.local
+
+.PHONY: run test venv airflow dag-test psql reset stop checks lint data bench
+
+## Create .venv and install the pinned dependencies (a no-op when they are already in).
+venv: $(STAMP)
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
+	@touch $(STAMP)
+
+## Both months through the DAG on a real scheduler + API server; ends with the course's checks.
+run: venv
+	$(LOCAL) run
+
+## The whole test suite against a PostgreSQL server the test setup starts itself.
+test: venv
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+## Airflow UI/API, scheduler, dag-processor and triggerer against the local warehouse.
+airflow: venv
+	$(LOCAL) airflow
+
+## One month in-process: make dag-test MONTH=month_001
+dag-test: venv
+	$(LOCAL) dag-test $(MONTH)
+
+## psql on the warehouse.
+psql: venv
+	$(LOCAL) psql
+
+## Empty the warehouse (schema recreated) and clear Airflow's run history.
+reset: venv
+	$(LOCAL) reset
+
+## Stop what the other targets started (Airflow processes, the embedded PostgreSQL).
+stop: venv
+	$(LOCAL) stop
+
+## Row counts per live table and per snapshot table per as_of.
+checks: venv
+	$(LOCAL) checks
+
+lint: venv
+	$(VENV)/bin/ruff check .

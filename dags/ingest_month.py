@@ -1,0 +1,101 @@
+"""
+### ingest_month: one month of StreamFlow CSVs into PostgreSQL, validated, snapshotted
+
+Owner: data platform. Loads `month_NNN/` (six CSVs) from `STREAMFLOW_SEEDS_DIR` into the live
+tables, validates every row with Great Expectations, then freezes the snapshot tables at
+`as_of` = last day of the month the run covers (`month_000` = January 2024).
+
+* **Scheduled / catch-up / backfill:** the data interval picks the month
+  (`airflow backfill create --dag-id ingest_month --from-date 2024-01-01 --to-date 2024-02-29`).
+* **Manual:** trigger with `{"month": "month_001"}`; `as_of` follows from the month.
+* **A failed validation** fails the run before any snapshot; the `validate.<table>` task log
+  lists each failed expectation with counts and sample user_ids.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, task, task_group
+
+from streamflow import months, settings
+from streamflow.registry import DEPENDENT_TABLES, SNAPSHOTTED, USERS, snapshot_sql_params
+from streamflow_runtime import fail_fast, warehouse_connection, warehouse_sqlalchemy_url
+
+AS_OF = "{{ ti.xcom_pull(task_ids='resolve_month')['as_of'] }}"
+
+
+@dag(
+    schedule=CronDataIntervalTimetable("@monthly", timezone="UTC"),
+    start_date=datetime(2024, 1, 1, tzinfo=UTC),
+    end_date=settings.schedule_end(),
+    catchup=True,
+    max_active_runs=1,
+    tags=["streamflow", "ingest"],
+    default_args={"owner": "data-platform", "retries": 2, "retry_delay": timedelta(seconds=30)},
+    template_searchpath=[str(settings.SQL_DIR)],
+    doc_md=__doc__,
+    params={
+        "month": Param(
+            None, type=["null", "string"], pattern=months.MONTH_NAME_PATTERN,
+            title="Month folder (month_NNN)",
+            description="Load this month instead of the one the data interval covers; empty for scheduled runs.",
+        ),
+    },
+)
+def ingest_month():
+    @task(retries=0)
+    @fail_fast
+    def resolve_month(params=None, data_interval_end=None) -> dict:
+        """#### Which month, which as_of; all six files present?"""
+        from streamflow.pipeline import prepare_month
+
+        return prepare_month(params.get("month"), data_interval_end)
+
+    @task
+    def ensure_schema() -> list[str]:
+        """#### Create the live, snapshot and bookkeeping tables if missing (idempotent DDL)."""
+        from streamflow.schema import apply_schema
+
+        with warehouse_connection() as conn:
+            return apply_schema(conn)
+
+    @task
+    @fail_fast
+    def upsert(table_name: str, month: dict, run_id=None) -> dict:
+        """#### Stream one CSV into its live table (COPY → staging → INSERT ON CONFLICT), ledger row."""
+        from streamflow.pipeline import load_table
+
+        with warehouse_connection() as conn:
+            return load_table(conn, table_name, month, run_id)
+
+    @task(retries=0)
+    @fail_fast
+    def validate(table_name: str, month: dict, run_id=None) -> dict:
+        """#### Great Expectations suite of one table, every row, inside PostgreSQL."""
+        from streamflow.pipeline import validate_table
+
+        with warehouse_connection() as conn:
+            return validate_table(conn, warehouse_sqlalchemy_url(), table_name, month, run_id)
+
+    @task_group(group_id="validate")
+    def validate_all(month: dict):
+        for table in (USERS, *(t.name for t in DEPENDENT_TABLES)):
+            validate.override(task_id=table)(table, month)
+
+    month = resolve_month()
+    users = upsert.override(task_id=f"upsert_{USERS}")(USERS, month)
+    dependents = [upsert.override(task_id=f"upsert_{t.name}")(t.name, month) for t in DEPENDENT_TABLES]
+    validated = validate_all(month)
+    snapshots = [
+        SQLExecuteQueryOperator(
+            task_id=f"snapshot_{t.name}", conn_id=settings.WAREHOUSE_CONN_ID, sql="stamp_snapshot.sql",
+            params=snapshot_sql_params(t), parameters={"as_of": AS_OF}, split_statements=True,
+        )
+        for t in SNAPSHOTTED
+    ]
+    month >> ensure_schema() >> users >> dependents >> validated >> snapshots
+
+
+ingest_month()

@@ -1,0 +1,124 @@
+"""Settings for the local stack: `.env` values, each overridable by an environment variable."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from streamflow.settings import PROJECT_ROOT, WAREHOUSE_CONN_ID
+
+DOTENV = PROJECT_ROOT / ".env"
+AIRFLOW_HOME = PROJECT_ROOT / ".airflow"
+PGDATA = PROJECT_ROOT / ".pgdata"
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+def read_dotenv(path: Path = DOTENV) -> dict[str, str]:
+    """`KEY=value` lines of a .env file (comments and blank lines skipped, no shell expansion)."""
+    values: dict[str, str] = {}
+    if not path.exists():
+        return values
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        values[key.strip()] = value.strip().strip("'\"")
+    return values
+
+
+@dataclass(frozen=True)
+class PostgresSettings:
+    """Where the warehouse server is and how to log in."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+    database: str
+    airflow_database: str
+
+    @property
+    def is_loopback(self) -> bool:
+        return self.host in LOOPBACK_HOSTS
+
+    def conninfo(self, database: str | None = None) -> str:
+        """libpq key/value connection string (values quoted by psycopg)."""
+        from psycopg.conninfo import make_conninfo
+
+        return make_conninfo(
+            host=self.host, port=self.port, user=self.user, password=self.password,
+            dbname=database or self.database,
+        )
+
+    def url(self, scheme: str, database: str) -> str:
+        """A URL with user and password percent-escaped (Airflow connection / SQLAlchemy form)."""
+        user, password = quote(self.user, safe=""), quote(self.password, safe="")
+        return f"{scheme}://{user}:{password}@{self.host}:{self.port}/{quote(database, safe='')}"
+
+
+def settings(overrides: dict[str, str] | None = None) -> dict[str, str]:
+    """.env values overridden by the process environment (then by `overrides`)."""
+    merged = read_dotenv()
+    merged.update({key: value for key, value in os.environ.items() if key in merged or key.startswith(("POSTGRES_", "STREAMFLOW_", "AIRFLOW"))})
+    merged.update(overrides or {})
+    return merged
+
+
+def postgres_settings(values: dict[str, str] | None = None) -> PostgresSettings:
+    values = values if values is not None else settings()
+    missing = [key for key in ("POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB") if not values.get(key)]
+    if missing:
+        raise SystemExit(f"missing settings {', '.join(missing)}: set them in .env or the environment")
+    return PostgresSettings(
+        host=values["POSTGRES_HOST"],
+        port=int(values["POSTGRES_PORT"]),
+        user=values["POSTGRES_USER"],
+        password=values["POSTGRES_PASSWORD"],
+        database=values["POSTGRES_DB"],
+        airflow_database=values.get("AIRFLOW_METADATA_DB") or "airflow",
+    )
+
+
+def _jwt_secret(home: Path) -> str:
+    """A per-checkout secret shared by the api-server and the workers (kept in .airflow/)."""
+    path = home / "jwt_secret"
+    if not path.exists():
+        home.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(32), encoding="utf-8")
+        path.chmod(0o600)
+    return path.read_text(encoding="utf-8").strip()
+
+
+def airflow_environment(values: dict[str, str] | None = None, home: Path = AIRFLOW_HOME) -> dict[str, str]:
+    """The environment every Airflow process of the local stack runs with."""
+    values = values if values is not None else settings()
+    pg = postgres_settings(values)
+    port = values.get("AIRFLOW_API_PORT") or "8080"
+    venv_bin = str(Path(sys.executable).parent)
+    env = dict(os.environ)
+    env.update({key: value for key, value in values.items() if key.startswith(("POSTGRES_", "STREAMFLOW_"))})
+    env.update({
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": pg.url("postgresql+psycopg2", pg.airflow_database),
+        "AIRFLOW__API__PORT": port,
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API_AUTH__JWT_SECRET": _jwt_secret(home),
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+        f"AIRFLOW_CONN_{WAREHOUSE_CONN_ID.upper()}": pg.url("postgresql", pg.database),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT / "include"), os.environ.get("PYTHONPATH")])),
+        "PATH": os.pathsep.join([venv_bin, os.environ.get("PATH", "")]),
+    })
+    return env

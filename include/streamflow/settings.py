@@ -1,0 +1,48 @@
+"""Runtime settings, read from the environment when asked for (never at import)."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+SQL_DIR = PROJECT_ROOT / "sql"
+
+#: Airflow connection id of the warehouse (`AIRFLOW_CONN_STREAMFLOW_POSTGRES` in the environment).
+WAREHOUSE_CONN_ID = "streamflow_postgres"
+
+#: A CSV larger than this is refused before anything is read (bytes); override per deployment.
+DEFAULT_MAX_FILE_BYTES = 2 * 1024**3
+
+
+def seeds_dir() -> Path:
+    """Root folder holding the `month_NNN/` folders (`STREAMFLOW_SEEDS_DIR`, default `data/seeds`)."""
+    configured = Path(os.environ.get("STREAMFLOW_SEEDS_DIR") or "data/seeds")
+    return configured if configured.is_absolute() else PROJECT_ROOT / configured
+
+
+def max_file_bytes() -> int:
+    """Size cap for one CSV (`STREAMFLOW_MAX_FILE_BYTES`)."""
+    return int(os.environ.get("STREAMFLOW_MAX_FILE_BYTES") or DEFAULT_MAX_FILE_BYTES)
+
+
+def reports_dir() -> Path:
+    """Where validation HTML reports are written (`STREAMFLOW_REPORTS_DIR`, default `reports/`)."""
+    configured = Path(os.environ.get("STREAMFLOW_REPORTS_DIR") or "reports")
+    return configured if configured.is_absolute() else PROJECT_ROOT / configured
+
+
+def last_scheduled_month() -> str | None:
+    """`STREAMFLOW_LAST_MONTH` (YYYY-MM): the schedule's last month; None for open-ended."""
+    return os.environ.get("STREAMFLOW_LAST_MONTH") or None
+
+
+def schedule_end() -> datetime | None:
+    """The DAG's end_date: the first day of `STREAMFLOW_LAST_MONTH` (UTC), or None."""
+    last = last_scheduled_month()
+    if not last:
+        return None
+    year, month = (int(part) for part in last.split("-"))
+    # A monthly interval starts on the 1st: ending the schedule on that day admits the month's run, not the next.
+    return datetime(year, month, 1, tzinfo=UTC)

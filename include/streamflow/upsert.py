@@ -1,0 +1,260 @@
+"""Load one month's CSV into its live table: stream, stage, check, upsert, in one transaction.
+
+1. The header is read and checked against the registry (unknown, duplicated, missing columns).
+2. The body is streamed with `COPY ... FROM STDIN` into a TEMP staging table of text columns
+   (plus the line number), so no file is ever held in memory and NUMERIC text stays exact.
+3. `INSERT ... SELECT` casts the staged text into the live table under a savepoint:
+   `ON CONFLICT (user_id) DO UPDATE` only where a value IS DISTINCT FROM the stored one.
+   That INSERT is the contract gate: a row that breaks it (bad type, blank or duplicate key,
+   unknown user) aborts the savepoint, a diagnosis names every offending line, and the
+   transaction rolls back: the live table stays exactly as it was.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import logging
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
+
+from streamflow import settings
+from streamflow.errors import ContractViolation, MissingInput
+from streamflow.registry import KEY, USERS, Table
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import psycopg
+
+log = logging.getLogger(__name__)
+
+STAGING = "streamflow_staging"
+COPY_CHUNK_BYTES = 1 << 20
+SAMPLE_LIMIT = 10
+# SQLSTATEs of an INSERT that the staged data (not the server) caused.
+DATA_SQLSTATE_CLASSES = ("22", "23", "21")
+
+
+@dataclass(frozen=True)
+class UpsertResult:
+    """What one upsert did, small enough for XCom and the ingestion ledger."""
+
+    table: str
+    file: str
+    sha256: str
+    rows: int
+    inserted: int
+    updated: int
+    unchanged: int
+    columns: tuple[str, ...]
+    absent_columns: tuple[str, ...]  # optional table columns the file did not carry (left as they were)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def month_file(seeds_dir: Path, month: str, table: Table) -> Path:
+    return seeds_dir / month / table.file_name
+
+
+def missing_files(seeds_dir: Path, month: str, tables: tuple[Table, ...]) -> list[str]:
+    """Paths a month needs that are not there (the folder itself when it is missing)."""
+    folder = seeds_dir / month
+    if not folder.is_dir():
+        return [str(folder) + "/"]
+    return [str(month_file(seeds_dir, month, t)) for t in tables if not month_file(seeds_dir, month, t).is_file()]
+
+
+def read_header(path: Path, table: Table) -> tuple[list[str], int]:
+    """Check a file's header against its table; return the column names and the header's byte length."""
+    if not path.is_file():
+        raise MissingInput(f"{path}: file not found (table {table.name})")
+    size = path.stat().st_size
+    cap = settings.max_file_bytes()
+    if size > cap:
+        raise ContractViolation(path, [f"file is {size} bytes, over the {cap}-byte cap (STREAMFLOW_MAX_FILE_BYTES)"])
+    with path.open("rb") as handle:
+        raw = handle.readline()
+    if not raw.strip():
+        raise ContractViolation(path, ["line 1: file is empty (no header row)"])
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise ContractViolation(path, [f"line 1: header is not UTF-8 (byte {raw[error.start:error.start + 1]!r} at offset {error.start})"]) from None
+    names = [name.strip() for name in next(csv.reader([text]))]
+    problems = []
+    known = set(table.column_names)
+    for position, name in enumerate(names, start=1):
+        if name not in known:
+            problems.append(f"line 1, column {position}: unknown column {name!r} (table {table.name} has {', '.join(table.column_names)})")
+    duplicated = sorted({name for name in names if names.count(name) > 1})
+    problems += [f"line 1: column {name!r} appears {names.count(name)} times" for name in duplicated]
+    problems += [f"line 1: required column {name!r} is missing" for name in table.required_columns if name not in names]
+    if problems:
+        raise ContractViolation(path, problems)
+    return names, len(raw)
+
+
+def upsert_file(conn: psycopg.Connection, table: Table, path: Path) -> UpsertResult:
+    """Upsert one CSV into `table` in one transaction (see the module docstring).
+
+    Args:
+        conn: a psycopg 3 connection not inside a transaction (e.g. `PostgresHook.get_conn()`).
+        table: the registry entry of the target table.
+        path: the month's CSV for that table.
+
+    Raises:
+        MissingInput: the file is not there.
+        ContractViolation: header, encoding, types, keys or users do not match; nothing written.
+    """
+    import psycopg
+    from psycopg import sql
+
+    columns, header_bytes = read_header(path, table)
+    staging = sql.Identifier(STAGING)
+    with conn.transaction():
+        conn.execute(sql.SQL(
+            "CREATE TEMP TABLE {staging} (line_no bigint GENERATED ALWAYS AS IDENTITY, {columns}) ON COMMIT DROP"
+        ).format(staging=staging, columns=sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(c)) for c in columns)))
+        sha256, rows = _copy_body(conn, path, header_bytes, staging, columns)
+        if rows == 0:
+            raise ContractViolation(path, ["file has a header but no data rows"])
+        try:
+            with conn.transaction():
+                inserted, updated = conn.execute(_upsert_statement(table, columns)).fetchone()
+        except psycopg.Error as error:
+            if not (error.sqlstate or "").startswith(DATA_SQLSTATE_CLASSES):
+                raise
+            problems = diagnose(conn, table, columns) or [f"rejected by PostgreSQL: {error.diag.message_primary}"]
+            raise ContractViolation(path, problems) from None
+        # ON COMMIT DROP covers a plain transaction; this covers a caller's enclosing one.
+        conn.execute(sql.SQL("DROP TABLE {}").format(staging))
+    result = UpsertResult(
+        table=table.name, file=str(path), sha256=sha256, rows=rows, inserted=inserted, updated=updated,
+        unchanged=rows - inserted - updated, columns=tuple(columns),
+        absent_columns=tuple(c for c in table.column_names if c not in columns),
+    )
+    log.info("upsert %s from %s: %d rows, %d inserted, %d updated, %d unchanged%s", table.name, path, rows,
+             inserted, updated, result.unchanged,
+             f"; columns absent from the file, left as they were: {', '.join(result.absent_columns)}" if result.absent_columns else "")
+    return result
+
+
+def _copy_body(conn: psycopg.Connection, path: Path, header_bytes: int, staging, columns: list[str]) -> tuple[str, int]:
+    """Stream everything after the header into staging; return the file's sha256 and the rows copied."""
+    import psycopg
+    from psycopg import sql
+
+    digest = hashlib.sha256()
+    copy = sql.SQL("COPY {staging} ({columns}) FROM STDIN (FORMAT csv, ENCODING 'UTF8')").format(
+        staging=staging, columns=sql.SQL(", ").join(map(sql.Identifier, columns)))
+    try:
+        with conn.cursor() as cursor, path.open("rb") as handle:
+            digest.update(handle.read(header_bytes))
+            with cursor.copy(copy) as stream:
+                while chunk := handle.read(COPY_CHUNK_BYTES):
+                    digest.update(chunk)
+                    stream.write(chunk)
+            rows = cursor.rowcount
+    except psycopg.Error as error:
+        raise ContractViolation(path, [_copy_problem(error)]) from None
+    return digest.hexdigest(), rows
+
+
+def _copy_problem(error: Exception) -> str:
+    """Turn a COPY error ("... COPY streamflow_staging, line 4, column x: ...") into file terms."""
+    import re
+
+    diag = getattr(error, "diag", None)
+    message = (diag.message_primary if diag else None) or str(error)
+    context = (diag.context if diag else None) or ""
+    found = re.search(r"line (\d+)(?:, column (\w+))?", context)
+    if not found:
+        return message
+    where = f"line {int(found.group(1)) + 1}"  # COPY counts from the first data line; the file from its header
+    if found.group(2):
+        where += f', column "{found.group(2)}"'
+    return f"{where}: {message}"
+
+
+def _upsert_statement(table: Table, columns: list[str]):
+    """`INSERT ... SELECT casts FROM staging ON CONFLICT DO UPDATE ... WHERE IS DISTINCT FROM`."""
+    from psycopg import sql
+
+    def cast(name: str) -> sql.Composable:
+        column = table.column(name)
+        value = sql.Identifier(name)
+        if name == KEY or column.pg_type != "text":
+            value = sql.SQL("btrim({})").format(value)
+        return sql.SQL("NULLIF({}, '')::{}").format(value, sql.SQL(column.pg_type))
+
+    target = sql.Identifier(table.name)
+    names = [sql.Identifier(c) for c in columns]
+    non_key = [sql.Identifier(c) for c in columns if c != KEY]
+    if non_key:
+        on_conflict = sql.SQL(
+            "DO UPDATE SET ({cols}) = ROW({excluded}) WHERE ({current}) IS DISTINCT FROM ({excluded})"
+        ).format(
+            cols=sql.SQL(", ").join(non_key),
+            excluded=sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(c) for c in non_key),
+            current=sql.SQL(", ").join(sql.SQL("{}.{}").format(target, c) for c in non_key),
+        )
+    else:
+        on_conflict = sql.SQL("DO NOTHING")
+    return sql.SQL(
+        "WITH upserted AS (INSERT INTO {target} ({names}) SELECT {casts} FROM {staging} ORDER BY line_no "
+        "ON CONFLICT ({key}) {on_conflict} RETURNING (xmax = 0) AS inserted) "
+        "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM upserted"
+    ).format(
+        target=target, names=sql.SQL(", ").join(names), casts=sql.SQL(", ").join(cast(c) for c in columns),
+        staging=sql.Identifier(STAGING), key=sql.Identifier(KEY), on_conflict=on_conflict,
+    )
+
+
+def diagnose(conn: psycopg.Connection, table: Table, columns: list[str]) -> list[str]:
+    """Every way the staged rows break the contract, each with lines, column and values."""
+    from psycopg import sql
+
+    staging, key = sql.Identifier(STAGING), sql.Identifier(KEY)
+    trimmed_key = sql.SQL("NULLIF(btrim({}), '')").format(key)
+    problems: list[str] = []
+
+    def sampled(query: sql.Composable, params: tuple = ()) -> tuple[int, list[tuple]]:
+        rows = conn.execute(sql.SQL("SELECT *, count(*) OVER () FROM ({}) AS found ORDER BY 1 LIMIT {}").format(
+            query, sql.Literal(SAMPLE_LIMIT)), params).fetchall()
+        return (rows[0][-1] if rows else 0), [row[:-1] for row in rows]
+
+    def describe(rows: list[tuple]) -> str:
+        return ", ".join(f"line {line} {value!r}" for line, value in rows)
+
+    count, rows = sampled(sql.SQL("SELECT line_no + 1, {key} FROM {staging} WHERE {trimmed} IS NULL").format(
+        key=key, staging=staging, trimmed=trimmed_key))
+    if count:
+        problems.append(f'column "{KEY}": {count} blank key(s): {describe(rows)}')
+    for name in columns:
+        pg_type = table.column(name).pg_type
+        if pg_type == "text":
+            continue
+        value = sql.SQL("NULLIF(btrim({}), '')").format(sql.Identifier(name))
+        count, rows = sampled(sql.SQL(
+            "SELECT line_no + 1, {column} FROM {staging} WHERE {value} IS NOT NULL AND NOT pg_input_is_valid({value}, %s)"
+        ).format(column=sql.Identifier(name), staging=staging, value=value), (pg_type,))
+        if count:
+            problems.append(f'column "{name}": {count} value(s) that are not a valid {pg_type}: {describe(rows)}')
+    count, rows = sampled(sql.SQL(
+        "SELECT min(line_no) + 1, {trimmed}, string_agg((line_no + 1)::text, ', ' ORDER BY line_no) "
+        "FROM {staging} WHERE {trimmed} IS NOT NULL GROUP BY {trimmed} HAVING count(*) > 1"
+    ).format(trimmed=trimmed_key, staging=staging))
+    if count:
+        listed = "; ".join(f"{user!r} on lines {lines}" for _, user, lines in rows)
+        problems.append(f'column "{KEY}": {count} duplicated user_id(s): {listed}')
+    if table.depends_on_users:
+        staged_key = sql.SQL("NULLIF(btrim(staged.{}), '')").format(key)
+        count, rows = sampled(sql.SQL(
+            "SELECT line_no + 1, {staged_key} FROM {staging} AS staged WHERE {staged_key} IS NOT NULL "
+            "AND NOT EXISTS (SELECT 1 FROM {users} AS known WHERE known.{key} = {staged_key})"
+        ).format(staged_key=staged_key, staging=staging, users=sql.Identifier(USERS), key=key))
+        if count:
+            problems.append(f'column "{KEY}": {count} user_id(s) not in table {USERS}: {describe(rows)}')
+    return problems

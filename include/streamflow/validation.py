@@ -1,0 +1,226 @@
+"""Great Expectations 1.x suites, run inside PostgreSQL on whole live tables.
+
+Suites are data: `expectations.yml` (per-table rules, each with its reason) plus what the
+registry implies for every table (`registry_expectations`). GX runs them through its SQL
+datasource, so every row is checked by the database; no sample is pulled into Python.
+`great_expectations` is imported inside `run_suite` only: importing it costs seconds.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from streamflow.errors import DataError
+from streamflow.registry import KEY, USERS, Table
+
+if TYPE_CHECKING:
+    import psycopg
+
+log = logging.getLogger(__name__)
+
+SUITES_FILE = Path(__file__).with_name("expectations.yml")
+SAMPLE_SIZE = 10
+
+
+class ValidationFailed(DataError):
+    """At least one expectation failed; the message has one block per failure."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One expectation's result as plain data (logged, stored, pushed to XCom)."""
+
+    table: str
+    expectation: str
+    column: str | None
+    kwargs: dict[str, Any]
+    success: bool
+    element_count: int | None = None
+    unexpected_count: int | None = None
+    unexpected_percent: float | None = None
+    samples: list[dict[str, Any]] = field(default_factory=list)  # [{"user_id": ..., "value": ...}]
+    why: str = ""
+    error: str | None = None
+
+
+@cache
+def _suites_file() -> dict[str, list[dict]]:
+    import yaml
+
+    return yaml.safe_load(SUITES_FILE.read_text(encoding="utf-8"))
+
+
+def registry_expectations(table: Table) -> list[dict]:
+    """What every table must satisfy, from its registry entry."""
+    specs = [
+        {"type": "expect_table_columns_to_match_set",
+         "kwargs": {"column_set": list(table.column_names), "exact_match": True},
+         "why": "the live table has exactly the registry's columns (schema drift check)."},
+        {"type": "expect_table_row_count_to_be_between", "kwargs": {"min_value": 1},
+         "why": "an empty table means a load went missing."},
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": KEY},
+         "why": "the entity key of every feature and label."},
+        {"type": "expect_column_values_to_be_unique", "kwargs": {"column": KEY},
+         "why": "one row per user."},
+    ]
+    if table.depends_on_users:
+        specs += [
+            {"type": "unexpected_rows_expectation",
+             "kwargs": {"unexpected_rows_query":
+                        f"SELECT {KEY} FROM {{batch}} WHERE {KEY} NOT IN (SELECT {KEY} FROM {USERS})"},
+             "description": f"every {table.name} row belongs to a known user",
+             "why": "a row without a user cannot be joined into a training set."},
+            {"type": "unexpected_rows_expectation",
+             "kwargs": {"unexpected_rows_query":
+                        f"SELECT {USERS}.{KEY} FROM {USERS} LEFT JOIN {{batch}} AS covered "
+                        f"ON covered.{KEY} = {USERS}.{KEY} WHERE covered.{KEY} IS NULL"},
+             "description": f"every user has a {table.name} row",
+             "why": "a user without a row would silently drop out of training sets."},
+        ]
+    return specs
+
+
+def suite_spec(table: Table) -> list[dict]:
+    """The whole suite of one table: registry-implied rules, then `expectations.yml`'s."""
+    return registry_expectations(table) + list(_suites_file().get(table.name, []))
+
+
+def run_suite(sqlalchemy_url: str, table: Table) -> list[Outcome]:
+    """Validate every row of one live table; return one Outcome per expectation.
+
+    Args:
+        sqlalchemy_url: SQLAlchemy URL of the warehouse (`postgresql+psycopg://...`).
+        table: registry entry of the table to validate.
+    """
+    import great_expectations as gx
+    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = {"globally": False}
+    source = context.data_sources.add_postgres(name="warehouse", connection_string=sqlalchemy_url)
+    batch = source.add_table_asset(name=table.name, table_name=table.name).add_batch_definition_whole_table(
+        "whole_table").get_batch()
+    specs = suite_spec(table)
+    suite = gx.ExpectationSuite(name=f"{table.name}_suite")
+    for index, spec in enumerate(specs):
+        config = ExpectationConfiguration(type=spec["type"], kwargs=dict(spec["kwargs"]),
+                                          description=spec.get("description"),
+                                          meta={"why": spec.get("why", ""), "spec_index": index})
+        suite.add_expectation(config.to_domain_obj())
+    result = batch.validate(suite, result_format={
+        "result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_SIZE,
+        "unexpected_index_column_names": [KEY], "return_unexpected_index_query": False,
+    })
+    return [_outcome(table, spec, item.to_json_dict()) for spec, item in zip(specs, _in_suite_order(specs, result), strict=True)]
+
+
+def _in_suite_order(specs: list[dict], result) -> list:
+    """GX may reorder results: put them back in suite order by the index kept in `meta`."""
+    by_index = {item.expectation_config.meta["spec_index"]: item for item in result.results}
+    return [by_index[index] for index in range(len(specs))]
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def _outcome(table: Table, spec: dict, item: dict) -> Outcome:
+    result = item.get("result") or {}
+    exception = item.get("exception_info") or {}
+    error = exception.get("exception_message") if exception.get("raised_exception") else None
+    if error is None and isinstance(exception, dict):  # per-metric errors are keyed by metric id
+        error = next((info.get("exception_message") for info in exception.values()
+                      if isinstance(info, dict) and info.get("exception_message")), None)
+    column = spec["kwargs"].get("column")
+    samples = [{KEY: row.get(KEY), "value": row.get(column)} for row in result.get("partial_unexpected_index_list") or []]
+    unexpected = result.get("unexpected_count")
+    if spec["type"] == "unexpected_rows_expectation":
+        rows = (result.get("details") or {}).get("unexpected_rows") or []
+        samples = [{KEY: row.get(KEY), "value": None} for row in rows[:SAMPLE_SIZE]]
+        unexpected = result.get("observed_value")
+    element_count = result.get("element_count")
+    percent = result.get("unexpected_percent")
+    return Outcome(
+        table=table.name, expectation=spec.get("description") or spec["type"], column=column,
+        kwargs={k: v for k, v in spec["kwargs"].items() if k != "column"}, success=bool(item.get("success")),
+        element_count=element_count, unexpected_count=unexpected,
+        unexpected_percent=round(percent, 4) if percent is not None else None,
+        samples=_jsonable(samples), why=spec.get("why", ""), error=error,
+    )
+
+
+def describe_failure(outcome: Outcome) -> str:
+    """One readable block: table, expectation, column, kwargs, counts, sample values with user_ids."""
+    lines = [f"FAILED {outcome.table}.{outcome.column or '*'}: {outcome.expectation} {json.dumps(outcome.kwargs, default=str)}"]
+    if outcome.error:
+        lines.append(f"    error: {outcome.error}")
+    if outcome.unexpected_count is not None:
+        of_rows = f" of {outcome.element_count} rows" if outcome.element_count is not None else ""
+        percent = f" ({outcome.unexpected_percent:.2f}%)" if outcome.unexpected_percent is not None else ""
+        lines.append(f"    unexpected: {outcome.unexpected_count}{of_rows}{percent}")
+    if outcome.samples:
+        shown = ", ".join(f"{s[KEY]}={s['value']!r}" if s.get("value") is not None else str(s[KEY]) for s in outcome.samples)
+        lines.append(f"    sample ({KEY}=value): {shown}")
+    lines.append(f"    rule: {outcome.why}")
+    return "\n".join(lines)
+
+
+def summarise(outcomes: list[Outcome]) -> str:
+    """The log text for one table: a block per failure, one line for what passed."""
+    failed = [o for o in outcomes if not o.success]
+    passed = len(outcomes) - len(failed)
+    table = outcomes[0].table if outcomes else "?"
+    header = f"{table}: {passed}/{len(outcomes)} expectations passed"
+    return "\n".join([header, *map(describe_failure, failed)])
+
+
+def raise_if_failed(outcomes: list[Outcome]) -> None:
+    failed = [o for o in outcomes if not o.success]
+    if failed:
+        raise ValidationFailed(f"{len(failed)} expectation(s) failed:\n" + "\n".join(map(describe_failure, failed)))
+
+
+def record_outcomes(conn: psycopg.Connection, run: dict[str, str], outcomes: list[Outcome]) -> None:
+    """Keep every outcome, pass or fail, in `validation_results` (bound parameters only)."""
+    with conn.transaction(), conn.cursor() as cursor:
+        cursor.executemany(
+            "INSERT INTO validation_results (run_id, month, as_of, table_name, expectation, column_name, kwargs,"
+            " success, element_count, unexpected_count, unexpected_percent, samples, error)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s::jsonb, %s)",
+            [(run["run_id"], run["month"], run["as_of"], o.table, o.expectation, o.column,
+              json.dumps(o.kwargs, default=str), o.success, o.element_count, o.unexpected_count,
+              o.unexpected_percent, json.dumps(o.samples, default=str), o.error) for o in outcomes],
+        )
+
+
+def write_html_report(path: Path, run: dict[str, str], outcomes: list[Outcome]) -> Path:
+    """A self-contained HTML page of one table's validation (for people, not machines)."""
+    rows = "\n".join(
+        "<tr class='{cls}'><td>{ok}</td><td>{exp}</td><td>{col}</td><td><code>{kw}</code></td><td>{cnt}</td>"
+        "<td>{pct}</td><td>{samples}</td><td>{why}</td></tr>".format(
+            cls="pass" if o.success else "fail", ok="pass" if o.success else "FAIL", exp=html.escape(o.expectation),
+            col=html.escape(o.column or ""), kw=html.escape(json.dumps(o.kwargs, default=str)),
+            cnt="" if o.unexpected_count is None else o.unexpected_count,
+            pct="" if o.unexpected_percent is None else f"{o.unexpected_percent:.2f}%",
+            samples=html.escape(", ".join(str(s.get(KEY)) for s in o.samples)), why=html.escape(o.why))
+        for o in outcomes)
+    title = html.escape(f"{outcomes[0].table if outcomes else ''} validation, {run['month']} (as_of {run['as_of']})")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        f"<!doctype html><meta charset='utf-8'><title>{title}</title>"
+        "<style>body{font-family:sans-serif}td,th{border:1px solid #ccc;padding:4px}.fail{background:#fdd}</style>"
+        f"<h1>{title}</h1><p>run {html.escape(run['run_id'])}</p><table><tr><th>result</th><th>expectation</th>"
+        f"<th>column</th><th>kwargs</th><th>unexpected</th><th>%</th><th>sample user_ids</th><th>why</th></tr>{rows}</table>",
+        encoding="utf-8")
+    return path
+
+
+def outcomes_as_dicts(outcomes: list[Outcome]) -> list[dict]:
+    return [asdict(o) for o in outcomes]

