@@ -39,6 +39,11 @@ def test_both_months_then_reruns(run_dag, conn):
     assert conn.execute("SELECT count(*) FROM subscriptions WHERE add_on_security IS NOT NULL").fetchone()[0] == 0
     passed = conn.execute("SELECT count(*) FILTER (WHERE success), count(*) FROM validation_results").fetchone()
     assert passed[0] == passed[1] > 0
+    # The point-in-time view reads January's labels even though February is in.
+    january = conn.execute("SELECT count(*), count(*) FILTER (WHERE churn_label), count(watch_hours_30d)"
+                           " FROM training_set('2024-01-31')").fetchone()
+    assert january == (ROWS, 1869, ROWS)
+    assert conn.execute("SELECT count(*) FILTER (WHERE churn_label) FROM training_set('2024-02-29')").fetchone() == (1701,)
 
     # The latest month again, same files: nothing changes anywhere.
     before = {**live_hashes(conn), **snapshot_hashes(conn)}
@@ -54,3 +59,36 @@ def test_both_months_then_reruns(run_dag, conn):
     assert refused.returncode != 0 or "failed" in _final_states(refused)
     assert "refusing to apply as_of 2024-01-31" in refused.stdout + refused.stderr
     assert {**live_hashes(conn), **snapshot_hashes(conn)} == before
+
+
+def test_a_bad_month_fails_validation_and_stamps_nothing(run_dag, conn, seeds, tmp_path):
+    """month_001 with negative watch hours for three users: validation fails, no 2024-02-29 snapshot."""
+    import shutil
+
+    for month in ("month_000", "month_001"):
+        shutil.copytree(seeds / month, tmp_path / month)
+    usage = tmp_path / "month_001" / "usage_agg_30d.csv"
+    lines = usage.read_text().splitlines(keepends=True)
+    broken_users = []
+    for index in (10, 20, 30):
+        fields = lines[index].split(",")
+        fields[1] = "-" + fields[1]  # watch_hours_30d
+        broken_users.append(fields[0])
+        lines[index] = ",".join(fields)
+    usage.write_text("".join(lines))
+
+    assert_succeeded(run_dag("month_000", STREAMFLOW_SEEDS_DIR=str(tmp_path)))
+    january = snapshot_hashes(conn)
+    failed = run_dag("month_001", STREAMFLOW_SEEDS_DIR=str(tmp_path))
+
+    log = failed.stdout + failed.stderr
+    assert "FAILED usage_agg_30d.watch_hours_30d: expect_column_values_to_be_between" in log
+    assert "unexpected: 3 of 7043 rows" in log
+    for user in broken_users:
+        assert user in log
+    found = checks.collect(conn)
+    assert found["as_of"] == ["2024-01-31"]  # nothing stamped for 2024-02-29
+    assert snapshot_hashes(conn) == january
+    stored = conn.execute(
+        "SELECT as_of::text, column_name, unexpected_count FROM validation_results WHERE NOT success").fetchall()
+    assert stored == [("2024-02-29", "watch_hours_30d", 3)]

@@ -1,0 +1,34 @@
+"""The snapshot SQL outside Airflow: `sql/stamp_snapshot.sql` rendered as the DAG renders it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from streamflow.registry import SNAPSHOTTED, Table, snapshot_sql_params
+from streamflow.settings import SQL_DIR
+
+if TYPE_CHECKING:
+    import psycopg
+
+STAMP_TEMPLATE = SQL_DIR / "stamp_snapshot.sql"
+
+
+def render_stamp_sql(table: Table) -> list[str]:
+    """The statements of `stamp_snapshot.sql` for one table, Jinja-rendered with the registry's params."""
+    import jinja2
+    import sqlparse  # what common-sql splits statements with, so tests run what the DAG runs
+
+    text = jinja2.Template(STAMP_TEMPLATE.read_text(encoding="utf-8")).render(params=snapshot_sql_params(table))
+    text = sqlparse.format(text, strip_comments=True)
+    return [statement.rstrip(";").strip() for statement in sqlparse.split(text) if statement.strip()]
+
+
+def stamp(conn: psycopg.Connection, as_of: str, tables: tuple[Table, ...] = SNAPSHOTTED) -> dict[str, tuple]:
+    """Stamp snapshots at `as_of` in one transaction per table; return each table's count row."""
+    results = {}
+    for table in tables:
+        with conn.transaction():
+            for statement in render_stamp_sql(table):
+                row = conn.execute(statement, {"as_of": as_of}).fetchone()
+        results[table.snapshot_table] = row
+    return results
