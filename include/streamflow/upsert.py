@@ -5,9 +5,10 @@
    (plus the line number), so no file is ever held in memory and NUMERIC text stays exact.
 3. `INSERT ... SELECT` casts the staged text into the live table under a savepoint:
    `ON CONFLICT (user_id) DO UPDATE` only where a value IS DISTINCT FROM the stored one.
-   That INSERT is the contract gate: a row that breaks it (bad type, blank or duplicate key,
-   unknown user) aborts the savepoint, a diagnosis names every offending line, and the
-   transaction rolls back: the live table stays exactly as it was.
+   That INSERT is the contract gate: a row that breaks it (bad type, a date not YYYY-MM-DD,
+   blank key, unknown user) aborts the savepoint; duplicated keys are refused just before it.
+   Either way a diagnosis names every offending line, and the transaction rolls back: the
+   live table stays exactly as it was.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ COPY_CHUNK_BYTES = 1 << 20
 SAMPLE_LIMIT = 10
 # SQLSTATEs of an INSERT that the staged data (not the server) caused.
 DATA_SQLSTATE_CLASSES = ("22", "23", "21")
+# A date must be written YYYY-MM-DD: PostgreSQL alone would also read "05/02/2022" (as DateStyle says).
+ISO_DATE = "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,11 @@ def read_header(path: Path, table: Table) -> tuple[list[str], int]:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        raise ContractViolation(path, [f"line 1: header is not UTF-8 (byte {raw[error.start:error.start + 1]!r} at offset {error.start})"]) from None
+        position = len(next(csv.reader([raw[:error.start].decode("utf-8-sig")]), [""]))
+        cells = next(csv.reader([raw.decode("utf-8-sig", "backslashreplace")]))
+        cell = cells[position - 1] if position <= len(cells) else ""
+        raise ContractViolation(path, [f"line 1, column {position} ({cell.strip()}): header is not UTF-8 "
+                                       f"(byte {raw[error.start:error.start + 1]!r} at offset {error.start})"]) from None
     names = [name.strip() for name in next(csv.reader([text]))]
     problems = []
     known = set(table.column_names)
@@ -119,7 +126,9 @@ def upsert_file(conn: psycopg.Connection, table: Table, path: Path) -> UpsertRes
         ).format(staging=staging, columns=sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(c)) for c in columns)))
         sha256, rows = _copy_body(conn, path, header_bytes, staging, columns)
         if rows == 0:
-            raise ContractViolation(path, ["file has a header but no data rows"])
+            raise ContractViolation(path, ["line 2: file has a header but no data rows"])
+        if _has_duplicate_keys(conn):
+            raise ContractViolation(path, diagnose(conn, table, columns))
         try:
             with conn.transaction():
                 inserted, updated = conn.execute(_upsert_statement(table, columns)).fetchone()
@@ -158,16 +167,19 @@ def _copy_body(conn: psycopg.Connection, path: Path, header_bytes: int, staging,
                     stream.write(chunk)
             rows = cursor.rowcount
     except psycopg.Error as error:
-        raise ContractViolation(path, [_copy_problem(error)]) from None
+        raise ContractViolation(path, [_copy_problem(error, path, columns)]) from None
     return digest.hexdigest(), rows
 
 
-def _copy_problem(error: Exception) -> str:
+def _copy_problem(error: Exception, path: Path, columns: list[str]) -> str:
     """Turn a COPY error ("... COPY streamflow_staging, line 4, column x: ...") into file terms."""
     import re
 
     diag = getattr(error, "diag", None)
     message = (diag.message_primary if diag else None) or str(error)
+    located = _locate_malformed_record(path, columns)
+    if located:
+        return f"{located[0]}: {message}{located[1]}"
     context = (diag.context if diag else None) or ""
     found = re.search(r"line (\d+)(?:, column (\w+))?", context)
     if not found:
@@ -176,6 +188,55 @@ def _copy_problem(error: Exception) -> str:
     if found.group(2):
         where += f', column "{found.group(2)}"'
     return f"{where}: {message}"
+
+
+def _locate_malformed_record(path: Path, columns: list[str]) -> tuple[str, str] | None:
+    """After COPY refused a file, stream it again and point at its first malformed record.
+
+    Returns ("line N, column C", " (detail with the offending value)") or None. Runs on that error
+    path only. Lines are the file's physical lines (header = line 1), as an editor shows them.
+    """
+    def shown(text: str) -> str:
+        """Quoted, with bytes that are not UTF-8 text (and NULs) written as \\xNN."""
+        text = text.rstrip("\r\n").replace("\x00", "\\x00")
+        return "'" + text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace") + "'"
+
+    def name(index: int) -> str:
+        return f'"{columns[index]}"' if index < len(columns) else str(index + 1)
+
+    with path.open(encoding="utf-8-sig", errors="surrogateescape", newline="") as handle:
+        handle.readline()  # the header, already checked by read_header
+        record: list[str] = []  # the physical lines of the record being parsed
+
+        def lines():
+            for line in handle:
+                record.append(line)
+                yield line
+
+        def unclosed_quote() -> tuple[str, str]:
+            opened = next(csv.reader([record[0]]))  # the first line alone ends inside the open field
+            return (f"line {start}, column {name(len(opened) - 1)}",
+                    f" (a quote opened on this line is not closed on it: {shown(record[0])})")
+
+        start = 2
+        try:
+            for fields in csv.reader(lines()):
+                for index, value in enumerate(fields):
+                    if "\x00" in value or any("\udc80" <= char <= "\udcff" for char in value):
+                        return f"line {start}, column {name(index)}", f" (value {shown(value)})"
+                if len(fields) > len(columns):
+                    extra = ",".join(fields[len(columns):])
+                    return (f"line {start}, column {len(columns) + 1}",
+                            f" (the header has {len(columns)} columns; extra value(s) {extra!r})")
+                if len(fields) < len(columns):
+                    if len(record) > 1:
+                        return unclosed_quote()
+                    return f"line {start}, column {name(len(fields))}", f" (line {shown(record[0])})"
+                start += len(record)
+                record.clear()
+        except csv.Error:  # e.g. "field larger than field limit": an open quote swallowed the rest
+            return unclosed_quote()
+    return None
 
 
 def _upsert_statement(table: Table, columns: list[str]):
@@ -187,6 +248,9 @@ def _upsert_statement(table: Table, columns: list[str]):
         value = sql.Identifier(name)
         if name == KEY or column.pg_type != "text":
             value = sql.SQL("btrim({})").format(value)
+        if column.pg_type == "date":  # anything but YYYY-MM-DD becomes an invalid date: the INSERT fails
+            value = sql.SQL("CASE WHEN {v} ~ {iso} THEN {v} ELSE 'not YYYY-MM-DD: ' || {v} END").format(
+                v=value, iso=sql.Literal(ISO_DATE))
         return sql.SQL("NULLIF({}, '')::{}").format(value, sql.SQL(column.pg_type))
 
     target = sql.Identifier(table.name)
@@ -212,6 +276,20 @@ def _upsert_statement(table: Table, columns: list[str]):
     )
 
 
+def _has_duplicate_keys(conn: psycopg.Connection) -> bool:
+    """Whether a user_id (trimmed) is on two staged lines.
+
+    The INSERT cannot be trusted to refuse these: `ON CONFLICT DO UPDATE ... WHERE IS DISTINCT FROM`
+    skips a line equal to the stored row, so a second line with the same key would then be applied.
+    """
+    from psycopg import sql
+
+    trimmed = sql.SQL("NULLIF(btrim({}), '')").format(sql.Identifier(KEY))
+    return conn.execute(sql.SQL(
+        "SELECT EXISTS (SELECT FROM {staging} WHERE {trimmed} IS NOT NULL GROUP BY {trimmed} HAVING count(*) > 1)"
+    ).format(staging=sql.Identifier(STAGING), trimmed=trimmed)).fetchone()[0]
+
+
 def diagnose(conn: psycopg.Connection, table: Table, columns: list[str]) -> list[str]:
     """Every way the staged rows break the contract, each with lines, column and values."""
     from psycopg import sql
@@ -228,7 +306,7 @@ def diagnose(conn: psycopg.Connection, table: Table, columns: list[str]) -> list
     def describe(rows: list[tuple]) -> str:
         return ", ".join(f"line {line} {value!r}" for line, value in rows)
 
-    count, rows = sampled(sql.SQL("SELECT line_no + 1, {key} FROM {staging} WHERE {trimmed} IS NULL").format(
+    count, rows = sampled(sql.SQL("SELECT line_no + 1, coalesce({key}, '') FROM {staging} WHERE {trimmed} IS NULL").format(
         key=key, staging=staging, trimmed=trimmed_key))
     if count:
         problems.append(f'column "{KEY}": {count} blank key(s): {describe(rows)}')
@@ -237,11 +315,14 @@ def diagnose(conn: psycopg.Connection, table: Table, columns: list[str]) -> list
         if pg_type == "text":
             continue
         value = sql.SQL("NULLIF(btrim({}), '')").format(sql.Identifier(name))
+        iso = sql.SQL(" OR {} !~ {}").format(value, sql.Literal(ISO_DATE)) if pg_type == "date" else sql.SQL("")
         count, rows = sampled(sql.SQL(
-            "SELECT line_no + 1, {column} FROM {staging} WHERE {value} IS NOT NULL AND NOT pg_input_is_valid({value}, %s)"
-        ).format(column=sql.Identifier(name), staging=staging, value=value), (pg_type,))
+            "SELECT line_no + 1, {column} FROM {staging} WHERE {value} IS NOT NULL"
+            " AND (NOT pg_input_is_valid({value}, %s){iso})"
+        ).format(column=sql.Identifier(name), staging=staging, value=value, iso=iso), (pg_type,))
         if count:
-            problems.append(f'column "{name}": {count} value(s) that are not a valid {pg_type}: {describe(rows)}')
+            kind = f"{pg_type} (YYYY-MM-DD)" if pg_type == "date" else pg_type
+            problems.append(f'column "{name}": {count} value(s) that are not a valid {kind}: {describe(rows)}')
     count, rows = sampled(sql.SQL(
         "SELECT min(line_no) + 1, {trimmed}, string_agg((line_no + 1)::text, ', ' ORDER BY line_no) "
         "FROM {staging} WHERE {trimmed} IS NOT NULL GROUP BY {trimmed} HAVING count(*) > 1"

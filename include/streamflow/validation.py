@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 SUITES_FILE = Path(__file__).with_name("expectations.yml")
 SAMPLE_SIZE = 10
+QUERY_EXPECTATION = "unexpected_rows_expectation"
 
 
 class ValidationFailed(DataError):
@@ -71,12 +72,12 @@ def registry_expectations(table: Table) -> list[dict]:
     ]
     if table.depends_on_users:
         specs += [
-            {"type": "unexpected_rows_expectation",
+            {"type": QUERY_EXPECTATION,
              "kwargs": {"unexpected_rows_query":
                         f"SELECT {KEY} FROM {{batch}} WHERE {KEY} NOT IN (SELECT {KEY} FROM {USERS})"},
              "description": f"every {table.name} row belongs to a known user",
              "why": "a row without a user cannot be joined into a training set."},
-            {"type": "unexpected_rows_expectation",
+            {"type": QUERY_EXPECTATION,
              "kwargs": {"unexpected_rows_query":
                         f"SELECT {USERS}.{KEY} FROM {USERS} LEFT JOIN {{batch}} AS covered "
                         f"ON covered.{KEY} = {USERS}.{KEY} WHERE covered.{KEY} IS NULL"},
@@ -108,23 +109,26 @@ def run_suite(sqlalchemy_url: str, table: Table) -> list[Outcome]:
     batch = source.add_table_asset(name=table.name, table_name=table.name).add_batch_definition_whole_table(
         "whole_table").get_batch()
     specs = suite_spec(table)
-    suite = gx.ExpectationSuite(name=f"{table.name}_suite")
-    for index, spec in enumerate(specs):
-        config = ExpectationConfiguration(type=spec["type"], kwargs=dict(spec["kwargs"]),
-                                          description=spec.get("description"),
-                                          meta={"why": spec.get("why", ""), "spec_index": index})
-        suite.add_expectation(config.to_domain_obj())
-    result = batch.validate(suite, result_format={
-        "result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_SIZE,
-        "unexpected_index_column_names": [KEY], "return_unexpected_index_query": False,
-    })
-    return [_outcome(table, spec, item.to_json_dict()) for spec, item in zip(specs, _in_suite_order(specs, result), strict=True)]
-
-
-def _in_suite_order(specs: list[dict], result) -> list:
-    """GX may reorder results: put them back in suite order by the index kept in `meta`."""
-    by_index = {item.expectation_config.meta["spec_index"]: item for item in result.results}
-    return [by_index[index] for index in range(len(specs))]
+    results: dict[int, dict] = {}
+    # Query-based expectations name their rows only under COMPLETE (GX caps them at a few hundred);
+    # column expectations stay on SUMMARY, whose samples are bounded whatever the table's size.
+    for query_based, result_format in ((False, {"result_format": "SUMMARY"}), (True, {"result_format": "COMPLETE"})):
+        suite = gx.ExpectationSuite(name=f"{table.name}_suite_{'queries' if query_based else 'columns'}")
+        for index, spec in enumerate(specs):
+            if (spec["type"] == QUERY_EXPECTATION) != query_based:
+                continue
+            config = ExpectationConfiguration(type=spec["type"], kwargs=dict(spec["kwargs"]),
+                                              description=spec.get("description"),
+                                              meta={"why": spec.get("why", ""), "spec_index": index})
+            suite.add_expectation(config.to_domain_obj())
+        if not suite.expectations:
+            continue
+        result = batch.validate(suite, result_format={
+            **result_format, "partial_unexpected_count": SAMPLE_SIZE,
+            "unexpected_index_column_names": [KEY], "return_unexpected_index_query": False,
+        })
+        results.update({item.expectation_config.meta["spec_index"]: item.to_json_dict() for item in result.results})
+    return [_outcome(table, spec, results[index]) for index, spec in enumerate(specs)]
 
 
 def _jsonable(value: Any) -> Any:
@@ -141,7 +145,7 @@ def _outcome(table: Table, spec: dict, item: dict) -> Outcome:
     column = spec["kwargs"].get("column")
     samples = [{KEY: row.get(KEY), "value": row.get(column)} for row in result.get("partial_unexpected_index_list") or []]
     unexpected = result.get("unexpected_count")
-    if spec["type"] == "unexpected_rows_expectation":
+    if spec["type"] == QUERY_EXPECTATION:
         rows = (result.get("details") or {}).get("unexpected_rows") or []
         samples = [{KEY: row.get(KEY), "value": None} for row in rows[:SAMPLE_SIZE]]
         unexpected = result.get("observed_value")

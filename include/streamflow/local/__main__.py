@@ -81,9 +81,7 @@ def cmd_run(_args) -> int:
         print(f"airflow: api-server on http://127.0.0.1:{stack.port}, scheduler, dag-processor started", flush=True)
         with _connect(pg, pg.airflow_database) as metadata:
             _wait_for_dag(stack, metadata)
-            if any(run["state"] == "failed" for run in airflow_stack.dag_runs(metadata)):
-                print("airflow: clearing the failed tasks of earlier runs so they run again")
-                stack.airflow("tasks", "clear", DAG_ID, "--only-failed", "--yes")
+            _rerun_failed_runs(stack, metadata)
             stack.airflow("dags", "unpause", DAG_ID)
             print(f"airflow: {DAG_ID} unpaused; catch-up covers {len(expected)} month(s)", flush=True)
             runs = _wait_for_runs(stack, metadata, expected)
@@ -100,6 +98,19 @@ def cmd_run(_args) -> int:
     return 0 if all(run["state"] == "success" for run in runs) else 1
 
 
+def _rerun_failed_runs(stack: Stack, metadata) -> None:
+    """Clear every task of each failed scheduled run, so a fixed file is loaded again from the start.
+
+    Clearing only the failed tasks would re-validate the old data without re-loading it. A failed
+    run older than the latest loaded month then fails again on the no-time-travel rule, by design.
+    """
+    for run in airflow_stack.dag_runs(metadata):
+        if run["state"] == "failed" and run["run_type"] == "scheduled":
+            when = run["logical_date"].isoformat()
+            print(f"airflow: clearing failed run {run['run_id']} so it runs again")
+            stack.airflow("tasks", "clear", DAG_ID, "--start-date", when, "--end-date", when, "--yes")
+
+
 def _wait_for_dag(stack: Stack, metadata, timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     while metadata.execute("SELECT 1 FROM dag WHERE dag_id = %s", (DAG_ID,)).fetchone() is None:
@@ -108,7 +119,7 @@ def _wait_for_dag(stack: Stack, metadata, timeout: float = 300) -> None:
             raise SystemExit("the DAG failed to import:\n" + "\n".join(f"{f}:\n{s}" for f, s in errors))
         if time.monotonic() > deadline:
             raise SystemExit(f"{DAG_ID} was not parsed within {timeout:.0f} s; see {stack.log_dir}")
-        stack._check_alive("dag-processor")
+        stack.check_alive("dag-processor")
         time.sleep(2)
 
 
@@ -132,7 +143,7 @@ def _wait_for_runs(stack: Stack, metadata, expected_as_of: list) -> list[dict]:
         if time.monotonic() > deadline:
             raise SystemExit(f"runs not finished after {RUN_TIMEOUT_S} s: {seen}")
         for component in ("scheduler", "dag-processor", "api-server"):
-            stack._check_alive(component)
+            stack.check_alive(component)
         time.sleep(2)
 
 
@@ -147,7 +158,7 @@ def cmd_airflow(_args) -> int:
     try:
         while True:
             for component in ("api-server", "scheduler", "dag-processor", "triggerer"):
-                stack._check_alive(component)
+                stack.check_alive(component)
             time.sleep(5)
     except KeyboardInterrupt:
         pass

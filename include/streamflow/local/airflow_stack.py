@@ -58,11 +58,12 @@ class Stack:
             with contextlib.suppress(OSError, ValueError), urllib.request.urlopen(url, timeout=2) as response:
                 if response.status == 200:
                     return
-            self._check_alive("api-server")
+            self.check_alive("api-server")
             time.sleep(1)
         raise SystemExit(f"the API server did not answer at {url}; see {self.log_dir / 'api-server.log'}")
 
-    def _check_alive(self, component: str) -> None:
+    def check_alive(self, component: str) -> None:
+        """Raise with the end of its log if a started component has exited."""
         pid_file = self.pid_dir / f"{component}.pid"
         if pid_file.exists() and not _alive(int(pid_file.read_text())):
             tail = (self.log_dir / f"{component}.log").read_text(errors="replace")[-3000:]
@@ -107,7 +108,7 @@ def _alive(pid: int) -> bool:
 def dag_runs(metadata, dag_id: str = DAG_ID) -> list[dict]:
     """The DAG's runs from Airflow's metadata database (cheaper than a CLI call per poll)."""
     rows = metadata.execute(
-        "SELECT run_id, state, run_type, data_interval_start, data_interval_end, conf FROM dag_run "
+        "SELECT run_id, state, run_type, logical_date, data_interval_end, conf FROM dag_run "
         "WHERE dag_id = %s ORDER BY data_interval_end NULLS LAST, run_id", (dag_id,)).fetchall()
     return [dict(zip(("run_id", "state", "run_type", "start", "end", "conf"), row, strict=False)) for row in rows]
 

@@ -62,9 +62,11 @@ class PostgresSettings:
 
 
 def settings(overrides: dict[str, str] | None = None) -> dict[str, str]:
-    """.env values overridden by the process environment (then by `overrides`)."""
+    """.env values; an environment variable of the same name (or any POSTGRES_/STREAMFLOW_/AIRFLOW
+    variable) wins, then `overrides`."""
     merged = read_dotenv()
-    merged.update({key: value for key, value in os.environ.items() if key in merged or key.startswith(("POSTGRES_", "STREAMFLOW_", "AIRFLOW"))})
+    prefixes = ("POSTGRES_", "STREAMFLOW_", "AIRFLOW")
+    merged.update({key: value for key, value in os.environ.items() if key in merged or key.startswith(prefixes)})
     merged.update(overrides or {})
     return merged
 

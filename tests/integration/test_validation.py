@@ -1,0 +1,181 @@
+"""The Great Expectations suites against real data in a real PostgreSQL.
+
+The real months pass every expectation of every table; each deliberate breakage (made with
+SQL on the live tables after a real load) fails exactly the expectation meant to catch it,
+with the count and the user_ids, and the failure is what `raise_if_failed` and
+`record_outcomes` report.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from streamflow import validation
+from streamflow.registry import KEY, TABLES, TABLES_BY_NAME, USERS
+from streamflow.validation import ValidationFailed
+from tests.helpers import load_month
+
+BETWEEN = "expect_column_values_to_be_between"
+IN_SET = "expect_column_values_to_be_in_set"
+
+
+@pytest.fixture
+def url(warehouse) -> str:
+    return warehouse.url("postgresql+psycopg", warehouse.database)
+
+
+@pytest.fixture
+def loaded(conn, seeds):
+    """The warehouse with the real month_000 in every live table."""
+    load_month(conn, seeds, "month_000")
+    conn.commit()
+    return conn
+
+
+def pick_users(conn, table: str, count: int) -> list[str]:
+    """`count` user_ids of a table, spread over it (not the first lines of the file)."""
+    rows = conn.execute(f"SELECT {KEY} FROM {table} ORDER BY md5({KEY}) LIMIT %s", (count,)).fetchall()
+    assert len(rows) == count
+    return [row[0] for row in rows]
+
+
+def spec_of(table_name: str, type_: str, column: str) -> dict:
+    """The one spec of a suite with that type and column (so the tests follow expectations.yml)."""
+    found = [s for s in validation.suite_spec(TABLES_BY_NAME[table_name])
+             if s["type"] == type_ and s["kwargs"].get("column") == column]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def failed(outcomes: list[validation.Outcome]) -> list[validation.Outcome]:
+    return [o for o in outcomes if not o.success]
+
+
+@pytest.mark.parametrize("months", [("month_000",), ("month_000", "month_001")], ids=["month_000", "month_001"])
+def test_real_months_pass_every_expectation(conn, seeds, url, months):
+    for month in months:  # month_001 is applied over month_000, as the monthly runs do
+        load_month(conn, seeds, month)
+    conn.commit()
+    for table in TABLES:
+        outcomes = validation.run_suite(url, table)
+        assert len(outcomes) == len(validation.suite_spec(table))
+        assert all(o.table == table.name for o in outcomes)
+        assert not failed(outcomes), validation.summarise(outcomes)
+        assert [o.error for o in outcomes if o.error] == []
+        validation.raise_if_failed(outcomes)
+
+
+@pytest.fixture
+def negative_watch_hours(loaded):
+    """Three users of usage_agg_30d with watch_hours_30d below zero; returns their user_ids."""
+    users = pick_users(loaded, "usage_agg_30d", 3)
+    changed = loaded.execute("UPDATE usage_agg_30d SET watch_hours_30d = -1 - watch_hours_30d "
+                             "WHERE user_id = ANY(%s)", (users,)).rowcount
+    loaded.commit()
+    assert changed == 3
+    return users
+
+
+def test_negative_watch_hours_fail_exactly_their_expectation(negative_watch_hours, url):
+    table = TABLES_BY_NAME["usage_agg_30d"]
+    spec = spec_of(table.name, BETWEEN, "watch_hours_30d")
+    assert spec["kwargs"]["min_value"] == 0
+
+    outcomes = validation.run_suite(url, table)
+
+    [failure] = failed(outcomes)
+    assert (failure.expectation, failure.column) == (BETWEEN, "watch_hours_30d")
+    assert failure.unexpected_count == 3
+    assert failure.error is None
+    assert sorted(s[KEY] for s in failure.samples) == sorted(negative_watch_hours)
+    assert all(float(s["value"]) < 0 for s in failure.samples)
+
+    with pytest.raises(ValidationFailed) as caught:
+        validation.raise_if_failed(outcomes)
+    message = str(caught.value)
+    for expected in ("1 expectation(s) failed", table.name, "watch_hours_30d", BETWEEN, "unexpected: 3",
+                     *negative_watch_hours):
+        assert expected in message, f"{expected!r} not in:\n{message}"
+    assert validation.summarise(outcomes).startswith(f"{table.name}: {len(outcomes) - 1}/{len(outcomes)} expectations passed")
+
+
+def test_record_outcomes_keeps_one_row_per_expectation(negative_watch_hours, url, loaded):
+    conn, table = loaded, TABLES_BY_NAME["usage_agg_30d"]
+    outcomes = validation.run_suite(url, table)
+    run = {"run_id": "manual__test_validation", "month": "month_000", "as_of": "2022-02-28"}
+
+    validation.record_outcomes(conn, run, outcomes)
+
+    rows = conn.execute(
+        "SELECT table_name, expectation, column_name, success, unexpected_count, samples, month, as_of::text"
+        " FROM validation_results WHERE run_id = %s ORDER BY id", (run["run_id"],)).fetchall()
+    assert len(rows) == len(outcomes)
+    assert [(r[1], r[2]) for r in rows] == [(o.expectation, o.column) for o in outcomes]
+    assert {(r[0], r[6], r[7]) for r in rows} == {(table.name, run["month"], run["as_of"])}
+    failures = [r for r in rows if not r[3]]
+    assert [(r[1], r[2], r[4]) for r in failures] == [(BETWEEN, "watch_hours_30d", 3)]
+    samples = failures[0][5] if isinstance(failures[0][5], list) else json.loads(failures[0][5])
+    assert sorted(s[KEY] for s in samples) == sorted(negative_watch_hours)
+
+
+@pytest.fixture
+def missing_label(loaded):
+    """One user's labels row deleted; returns that user_id."""
+    [user] = pick_users(loaded, "labels", 1)
+    assert loaded.execute("DELETE FROM labels WHERE user_id = %s", (user,)).rowcount == 1
+    loaded.commit()
+    return user
+
+
+def coverage_failure(url) -> tuple[str, validation.Outcome, list[validation.Outcome]]:
+    table = TABLES_BY_NAME["labels"]
+    coverage = f"every user has a {table.name} row"
+    assert coverage in [s.get("description") for s in validation.suite_spec(table)]
+    outcomes = validation.run_suite(url, table)
+    [failure] = failed(outcomes)
+    return coverage, failure, outcomes
+
+
+def test_missing_labels_row_fails_coverage(missing_label, url):
+    coverage, failure, outcomes = coverage_failure(url)
+
+    assert failure.expectation == coverage
+    assert failure.unexpected_count == 1
+    assert failure.error is None
+    with pytest.raises(ValidationFailed, match=coverage):
+        validation.raise_if_failed(outcomes)
+    # The users table itself is untouched and still passes its own suite.
+    assert not failed(validation.run_suite(url, TABLES_BY_NAME[USERS]))
+
+
+def test_missing_labels_row_failure_names_the_user(missing_label, url):
+    _, failure, outcomes = coverage_failure(url)
+
+    assert [s[KEY] for s in failure.samples] == [missing_label]
+    with pytest.raises(ValidationFailed) as caught:
+        validation.raise_if_failed(outcomes)
+    assert missing_label in str(caught.value)
+
+
+def test_unknown_contract_type_fails_the_value_set(loaded, url):
+    table = TABLES_BY_NAME["subscriptions"]
+    known = spec_of(table.name, IN_SET, "contract_type")["kwargs"]["value_set"]
+    unknown = "Lifetime"
+    assert unknown not in known
+    [user] = pick_users(loaded, table.name, 1)
+    loaded.execute("UPDATE subscriptions SET contract_type = %s WHERE user_id = %s", (unknown, user))
+    loaded.commit()
+
+    outcomes = validation.run_suite(url, table)
+
+    [failure] = failed(outcomes)
+    assert (failure.expectation, failure.column) == (IN_SET, "contract_type")
+    assert failure.kwargs["value_set"] == known
+    assert failure.unexpected_count == 1
+    assert failure.samples == [{KEY: user, "value": unknown}]
+    with pytest.raises(ValidationFailed) as caught:
+        validation.raise_if_failed(outcomes)
+    for expected in (table.name, "contract_type", IN_SET, user, unknown):
+        assert expected in str(caught.value)
