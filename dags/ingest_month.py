@@ -17,7 +17,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
-from airflow.sdk import CronDataIntervalTimetable, Param, dag, task, task_group
+from airflow.sdk import Param, dag, task, task_group
+from streamflow_timetable import MonthlyThrough
 
 from streamflow import months, settings
 from streamflow.registry import DEPENDENT_TABLES, SNAPSHOTTED, USERS, snapshot_sql_params
@@ -27,9 +28,9 @@ AS_OF = "{{ ti.xcom_pull(task_ids='resolve_month')['as_of'] }}"
 
 
 @dag(
-    schedule=CronDataIntervalTimetable("@monthly", timezone="UTC"),
+    # CronDataIntervalTimetable("@monthly") that stops after STREAMFLOW_LAST_MONTH (see the plugin for why).
+    schedule=MonthlyThrough(settings.schedule_last_interval_end()),
     start_date=datetime(2024, 1, 1, tzinfo=UTC),
-    end_date=settings.schedule_end(),
     catchup=True,
     max_active_runs=1,
     tags=["streamflow", "ingest"],

@@ -38,11 +38,10 @@ def last_scheduled_month() -> str | None:
     return os.environ.get("STREAMFLOW_LAST_MONTH") or None
 
 
-def schedule_end() -> datetime | None:
-    """The DAG's end_date: the first day of `STREAMFLOW_LAST_MONTH` (UTC), or None."""
+def schedule_last_interval_end() -> datetime | None:
+    """Where the schedule's last data interval ends: the 1st after `STREAMFLOW_LAST_MONTH` (UTC), or None."""
     last = last_scheduled_month()
     if not last:
         return None
     year, month = (int(part) for part in last.split("-"))
-    # A monthly interval starts on the 1st: ending the schedule on that day admits the month's run, not the next.
-    return datetime(year, month, 1, tzinfo=UTC)
+    return datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)

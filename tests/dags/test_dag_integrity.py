@@ -35,12 +35,59 @@ def test_policy_owner_tags_retries(ingest_month):
 def test_schedule_is_a_real_monthly_interval_with_catchup(ingest_month):
     from datetime import datetime
 
-    from airflow.sdk import CronDataIntervalTimetable
+    from airflow.timetables.interval import CronDataIntervalTimetable
 
     assert isinstance(ingest_month.timetable, CronDataIntervalTimetable)
+    assert ingest_month.timetable.summary.startswith("@monthly")
     assert ingest_month.catchup is True
     assert ingest_month.max_active_runs == 1
     assert ingest_month.start_date == datetime(2024, 1, 1, tzinfo=UTC)
+    # No DAG end_date: it would give manual runs after it no task instances at all.
+    assert ingest_month.end_date is None
+    assert {task.end_date for task in ingest_month.tasks} == {None}
+
+
+def catch_up(timetable, start, now):
+    """The data intervals catch-up would create between `start` and `now`, as the scheduler asks."""
+    from airflow.timetables.base import TimeRestriction
+
+    intervals, last = [], None
+    while (info := timetable.next_dagrun_info(
+            last_automated_data_interval=last,
+            restriction=TimeRestriction(earliest=start, latest=None, catchup=True))) and info.run_after <= now:
+        intervals.append((info.data_interval.start.date().isoformat(), info.data_interval.end.date().isoformat()))
+        last = info.data_interval
+    return intervals
+
+
+def test_catch_up_creates_exactly_the_configured_months():
+    import pendulum
+    from streamflow_timetable import MonthlyThrough
+
+    start, now = pendulum.datetime(2024, 1, 1), pendulum.datetime(2026, 11, 28)
+    assert catch_up(MonthlyThrough(pendulum.datetime(2024, 3, 1)), start, now) == [
+        ("2024-01-01", "2024-02-01"), ("2024-02-01", "2024-03-01")]
+    assert len(catch_up(MonthlyThrough(None), start, now)) == 34  # open-ended: every month up to now
+
+
+def test_timetable_survives_serialization():
+    import pendulum
+    from streamflow_timetable import MonthlyThrough
+
+    for end in (pendulum.datetime(2024, 3, 1), None):
+        timetable = MonthlyThrough.deserialize(MonthlyThrough(end).serialize())
+        assert timetable.last_interval_end == end
+
+
+def test_last_month_setting_maps_to_the_interval_end(monkeypatch):
+    from datetime import datetime
+
+    from streamflow import settings
+
+    monkeypatch.setenv("STREAMFLOW_LAST_MONTH", "2024-12")
+    assert settings.schedule_last_interval_end() == datetime(2025, 1, 1, tzinfo=UTC)
+    monkeypatch.setenv("STREAMFLOW_LAST_MONTH", "")
+    assert settings.schedule_last_interval_end() is None
 
 
 def test_tasks_and_order(ingest_month):

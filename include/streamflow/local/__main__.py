@@ -58,13 +58,19 @@ def _expected_interval_ends(values: dict) -> list:
     return [months.month_for_index(i).as_of for i in range(count)]
 
 
-def _report_failures(stack: Stack, metadata, runs: list[dict]) -> None:
+def _report_failures(stack: Stack, metadata, runs: list[dict], with_logs: bool = True) -> None:
+    """Name each failed task and show the end of its log; list what did not run because of it."""
     for run in runs:
         if run["state"] != "failed":
             continue
-        for task_id, try_number in airflow_stack.failed_tasks(metadata, run["run_id"]):
-            print(f"\nFAILED task {task_id} (try {try_number}) in run {run['run_id']}; end of its log:", file=sys.stderr)
-            print(airflow_stack.task_log_tail(stack.home, run["run_id"], task_id), file=sys.stderr)
+        for task_id, try_number in airflow_stack.tasks_in_state(metadata, run["run_id"], "failed"):
+            print(f"\nFAILED task {task_id} (try {try_number}) in run {run['run_id']}", file=sys.stderr)
+            if with_logs:
+                print("end of its log:\n" + airflow_stack.task_log_tail(stack.home, run["run_id"], task_id),
+                      file=sys.stderr)
+        skipped = [task for task, _ in airflow_stack.tasks_in_state(metadata, run["run_id"], "upstream_failed")]
+        if skipped:
+            print(f"not run because of it: {', '.join(skipped)}", file=sys.stderr)
 
 
 def cmd_run(_args) -> int:
@@ -179,7 +185,8 @@ def cmd_dag_test(args) -> int:
         latest = metadata.execute(
             "SELECT run_id, state FROM dag_run WHERE dag_id = %s ORDER BY id DESC LIMIT 1", (DAG_ID,)).fetchone()
         if latest and latest[1] != "success":
-            _report_failures(stack, metadata, [{"run_id": latest[0], "state": "failed"}])
+            # `airflow dags test` printed every task log above: name the failures only.
+            _report_failures(stack, metadata, [{"run_id": latest[0], "state": "failed"}], with_logs=False)
     ok = result.returncode == 0 and latest is not None and latest[1] == "success"
     print(f"\n{DAG_ID} {args.month}: {latest[1] if latest else 'no run'}")
     return 0 if ok else 1

@@ -99,7 +99,8 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     with contextlib.suppress(OSError, ValueError):  # a zombie child counts as gone
-        if Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z":
+        # state is the first field after "(comm)"; comm may contain spaces ("airflow api_ser")
+        if Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z":
             os.waitpid(pid, os.WNOHANG)
             return False
     return True
@@ -113,11 +114,11 @@ def dag_runs(metadata, dag_id: str = DAG_ID) -> list[dict]:
     return [dict(zip(("run_id", "state", "run_type", "start", "end", "conf"), row, strict=False)) for row in rows]
 
 
-def failed_tasks(metadata, run_id: str, dag_id: str = DAG_ID) -> list[tuple[str, int]]:
+def tasks_in_state(metadata, run_id: str, state: str, dag_id: str = DAG_ID) -> list[tuple[str, int]]:
+    """(task_id, try_number) of a run's task instances in `state`, in the order they started."""
     return metadata.execute(
-        "SELECT task_id, try_number FROM task_instance WHERE dag_id = %s AND run_id = %s "
-        "AND state IN ('failed', 'upstream_failed') ORDER BY start_date NULLS LAST",
-        (dag_id, run_id)).fetchall()
+        "SELECT task_id, try_number FROM task_instance WHERE dag_id = %s AND run_id = %s AND state = %s "
+        "ORDER BY start_date NULLS LAST, task_id", (dag_id, run_id, state)).fetchall()
 
 
 def task_log_tail(home: Path, run_id: str, task_id: str, lines: int = 40) -> str:
