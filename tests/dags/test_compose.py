@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from streamflow.local.env import read_dotenv
+
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
@@ -49,18 +51,6 @@ BARE_VAR = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-
-
-def read_dotenv(path: Path = ROOT / ".env") -> dict[str, str]:
-    """`KEY=value` lines of .env (what Compose uses for substitution when the shell does not set KEY)."""
-    values: dict[str, str] = {}
-    for raw in path.read_text(encoding="utf-8").splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, _, value = line.partition("=")
-        values[key.strip()] = value.strip().strip("'\"")
-    return values
 
 
 def requirement_pins() -> dict[str, str]:
