@@ -22,9 +22,11 @@ from streamflow_timetable import MonthlyThrough
 
 from streamflow import months, settings
 from streamflow.registry import DEPENDENT_TABLES, SNAPSHOTTED, USERS, snapshot_sql_params
+from streamflow.snapshots import SNAPSHOT_POLICIES
 from streamflow_runtime import fail_fast, warehouse_connection, warehouse_sqlalchemy_url
 
 AS_OF = "{{ ti.xcom_pull(task_ids='resolve_month')['as_of'] }}"
+RESTAMP = "{{ ti.xcom_pull(task_ids='resolve_month')['snapshot_policy'] == 'restamp' }}"
 
 
 @dag(
@@ -43,6 +45,10 @@ AS_OF = "{{ ti.xcom_pull(task_ids='resolve_month')['as_of'] }}"
             title="Month folder (month_NNN)",
             description="Load this month instead of the one the data interval covers; empty for scheduled runs.",
         ),
+        "snapshot_policy": Param(
+            "restamp", type="string", enum=list(SNAPSHOT_POLICIES), title="If this as_of is already stamped",
+            description="restamp: bring its snapshots up to the (corrected) live state; immutable: leave them.",
+        ),
     },
 )
 def ingest_month():
@@ -52,7 +58,7 @@ def ingest_month():
         """#### Which month, which as_of; all six files present?"""
         from streamflow.pipeline import prepare_month
 
-        return prepare_month(params.get("month"), data_interval_end)
+        return prepare_month(params.get("month"), data_interval_end, params.get("snapshot_policy"))
 
     @task
     def ensure_schema() -> list[str]:
@@ -92,7 +98,7 @@ def ingest_month():
     snapshots = [
         SQLExecuteQueryOperator(
             task_id=f"snapshot_{t.name}", conn_id=settings.WAREHOUSE_CONN_ID, sql="stamp_snapshot.sql",
-            params=snapshot_sql_params(t), parameters={"as_of": AS_OF}, split_statements=True,
+            params=snapshot_sql_params(t), parameters={"as_of": AS_OF, "restamp": RESTAMP}, split_statements=True,
         )
         for t in SNAPSHOTTED
     ]

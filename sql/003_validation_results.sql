@@ -16,4 +16,9 @@ CREATE TABLE IF NOT EXISTS validation_results (
   error TEXT,
   validated_at TIMESTAMPTZ NOT NULL DEFAULT now()
 );
-CREATE INDEX IF NOT EXISTS validation_results_run ON validation_results (run_id, table_name);
+-- Created only when missing: setup must not lock an existing table (see 004).
+DO $$ BEGIN
+  IF to_regclass('validation_results_run') IS NULL THEN
+    CREATE INDEX validation_results_run ON validation_results (run_id, table_name);
+  END IF;
+END $$;

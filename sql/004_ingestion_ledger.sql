@@ -1,4 +1,7 @@
 -- One row per (run, table) load attempt: what was read, what it changed, how it ended.
+-- status: loaded = applied to the live tables; replayed = an older month re-run from the very
+-- files it was loaded from (nothing to apply); failed = refused or rejected, nothing written.
+-- snapshot_policy: how the run treats an as_of already stamped ('restamp' or 'immutable').
 CREATE TABLE IF NOT EXISTS ingestion_ledger (
   id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
   run_id TEXT NOT NULL,
@@ -12,26 +15,61 @@ CREATE TABLE IF NOT EXISTS ingestion_ledger (
   updated BIGINT,
   unchanged BIGINT,
   absent_columns TEXT[] NOT NULL DEFAULT '{}',
-  status TEXT NOT NULL CHECK (status IN ('loaded', 'failed')),
+  status TEXT NOT NULL CHECK (status IN ('loaded', 'replayed', 'failed')),
   error TEXT,
+  snapshot_policy TEXT,
   started_at TIMESTAMPTZ NOT NULL,
   finished_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp()
 );
-CREATE INDEX IF NOT EXISTS ingestion_ledger_as_of ON ingestion_ledger (as_of) WHERE status = 'loaded';
+-- Setup runs before every DAG run: nothing here may lock a table that already exists (an open
+-- reader would block the pipeline), so indexes are created only when missing.
+DO $$ BEGIN
+  IF to_regclass('ingestion_ledger_as_of') IS NULL THEN
+    CREATE INDEX ingestion_ledger_as_of ON ingestion_ledger (as_of) WHERE status = 'loaded';
+  END IF;
+END $$;
 
--- No time travel: loading or stamping month M after a later month was loaded would roll the
--- live tables (or M's snapshot) back to a state that never existed. Raises with the remedy.
+-- The latest month loaded after run_as_of, if any: the live tables then hold a later state.
+CREATE OR REPLACE FUNCTION streamflow_later_month(run_as_of DATE) RETURNS TABLE (month TEXT, as_of DATE)
+LANGUAGE sql STABLE AS $$
+  SELECT l.month, l.as_of FROM ingestion_ledger AS l
+  WHERE l.status = 'loaded' AND l.as_of > run_as_of ORDER BY l.as_of DESC LIMIT 1
+$$;
+
+-- No time travel: loading month M after a later month would roll the live tables back to a state
+-- that never existed. Raises, naming the later month and the remedy.
 CREATE OR REPLACE FUNCTION streamflow_assert_latest_month(run_as_of DATE) RETURNS DATE
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql STABLE AS $$
 DECLARE
-  latest RECORD;
+  later RECORD;
 BEGIN
-  SELECT month, as_of INTO latest FROM ingestion_ledger
-  WHERE status = 'loaded' AND as_of > run_as_of ORDER BY as_of DESC LIMIT 1;
+  SELECT * INTO later FROM streamflow_later_month(run_as_of);
   IF FOUND THEN
     RAISE EXCEPTION 'refusing to apply as_of % : % (as_of %) is already loaded and the live tables hold its state',
-      run_as_of, latest.month, latest.as_of
+      run_as_of, later.month, later.as_of
       USING HINT = 'months apply in order; to rebuild from an earlier month run `make reset` (or empty the warehouse) and load every month again in order';
   END IF;
   RETURN run_as_of;
+END $$;
+
+-- May a run write the snapshot at run_as_of? Only while it is the latest loaded month. After a
+-- later month, an as_of already stamped is frozen (false: the run leaves it), and one never
+-- stamped cannot be stamped any more from live tables that hold a later state (raises).
+CREATE OR REPLACE FUNCTION streamflow_may_stamp(run_as_of DATE, snapshot_table TEXT) RETURNS BOOLEAN
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  later RECORD;
+  stamped BOOLEAN;
+BEGIN
+  SELECT * INTO later FROM streamflow_later_month(run_as_of);
+  IF NOT FOUND THEN
+    RETURN TRUE;
+  END IF;
+  EXECUTE format('SELECT EXISTS (SELECT 1 FROM %I WHERE as_of = $1)', snapshot_table) INTO stamped USING run_as_of;
+  IF stamped THEN
+    RETURN FALSE;
+  END IF;
+  RAISE EXCEPTION 'cannot stamp % at as_of % : % (as_of %) is already loaded and the live tables hold its state',
+    snapshot_table, run_as_of, later.month, later.as_of
+    USING HINT = 'to rebuild from an earlier month run `make reset` (or empty the warehouse) and load every month again in order';
 END $$;

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from streamflow import months, settings, upsert, validation
 from streamflow.errors import DataError, MissingInput, OutOfOrderMonth
 from streamflow.registry import TABLES, table
+from streamflow.snapshots import SNAPSHOT_POLICIES
 
 if TYPE_CHECKING:
     import psycopg
@@ -19,8 +20,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def prepare_month(month_param: str | None, data_interval_end: datetime | date | None) -> dict:
+def prepare_month(month_param: str | None, data_interval_end: datetime | date | None,
+                  snapshot_policy: str | None = None) -> dict:
     """Resolve the run's month and as_of, and check that all six files are there.
+
+    Args:
+        month_param: `month_NNN`, or None to use the data interval.
+        data_interval_end: the run's data interval end (None for a run without one).
+        snapshot_policy: one of SNAPSHOT_POLICIES (default "restamp"); recorded in the ledger.
 
     Raises:
         MissingInput: naming every missing folder or file; nothing has been written yet.
@@ -30,33 +37,63 @@ def prepare_month(month_param: str | None, data_interval_end: datetime | date | 
     missing = upsert.missing_files(seeds, run.month, TABLES)
     if missing:
         raise MissingInput(f"{run.month} (as_of {run.as_of}) cannot be loaded, missing: {', '.join(missing)}")
-    log.info("loading %s from %s, as_of %s", run.month, seeds / run.month, run.as_of)
-    return run.as_dict()
+    policy = snapshot_policy or SNAPSHOT_POLICIES[0]
+    if policy not in SNAPSHOT_POLICIES:
+        raise DataError(f"snapshot_policy {policy!r} is not one of {', '.join(SNAPSHOT_POLICIES)}")
+    log.info("loading %s from %s, as_of %s, snapshot policy %s", run.month, seeds / run.month, run.as_of, policy)
+    return {**run.as_dict(), "snapshot_policy": policy}
 
 
 def load_table(conn: psycopg.Connection, table_name: str, month: dict, run_id: str) -> dict:
     """Upsert one table from the month's CSV and write its ledger row, in one transaction.
 
+    A month older than the latest loaded one is a replay when its file is the one it was loaded
+    from (backfills and re-triggers of past months): nothing is applied, the ledger says
+    `replayed`. With any other file it is refused: applying it would roll the live tables back.
+
     Raises:
-        OutOfOrderMonth: a later month is already loaded (no time travel).
+        OutOfOrderMonth: a later month is already loaded and this file is not a replay.
         ContractViolation / MissingInput: bad input; nothing written but a `failed` ledger row.
     """
     source = table(table_name)
     path = upsert.month_file(settings.seeds_dir(), month["month"], source)
     started = datetime.now(UTC)
     entry = {"run_id": run_id, "month": month["month"], "as_of": month["as_of"], "table_name": table_name,
-             "file_path": str(path), "started_at": started}
+             "file_path": str(path), "started_at": started, "snapshot_policy": month.get("snapshot_policy")}
     try:
         with conn.transaction():
-            assert_latest_month(conn, month["as_of"])
-            result = upsert.upsert_file(conn, source, path)
-            _write_ledger(conn, {**entry, **_ledger_counts(result), "status": "loaded"})
+            result = _replay(conn, source, path, month)
+            status = "replayed"
+            if result is None:
+                assert_latest_month(conn, month["as_of"])
+                result, status = upsert.upsert_file(conn, source, path), "loaded"
+            _write_ledger(conn, {**entry, **_ledger_counts(result), "status": status})
     except DataError as error:
         conn.rollback()
         with conn.transaction():
             _write_ledger(conn, {**entry, "status": "failed", "error": str(error)})
         raise
-    return result.as_dict()
+    if status == "replayed":
+        log.info("%s of %s was loaded from this very file and a later month is in: replay, nothing applied",
+                 table_name, month["month"])
+    return {**result.as_dict(), "status": status}
+
+
+def _replay(conn: psycopg.Connection, source, path, month: dict) -> upsert.UpsertResult | None:
+    """The result of re-running an older month from the file it was loaded from; None otherwise."""
+    later = conn.execute("SELECT month FROM streamflow_later_month(%s::date)", (month["as_of"],)).fetchone()
+    if later is None or not path.is_file():
+        return None
+    loaded = conn.execute(
+        "SELECT file_sha256, rows_in_file FROM ingestion_ledger WHERE month = %s AND table_name = %s"
+        " AND status = 'loaded' ORDER BY id DESC LIMIT 1", (month["month"], source.name)).fetchone()
+    if loaded is None or loaded[0] != upsert.file_sha256(path):
+        return None
+    columns, _ = upsert.read_header(path, source)
+    return upsert.UpsertResult(
+        table=source.name, file=str(path), sha256=loaded[0], rows=loaded[1], inserted=0, updated=0,
+        unchanged=loaded[1], columns=tuple(columns),
+        absent_columns=tuple(c for c in source.column_names if c not in columns))
 
 
 def assert_latest_month(conn: psycopg.Connection, as_of: str) -> None:
@@ -76,7 +113,7 @@ def _ledger_counts(result: upsert.UpsertResult) -> dict:
 
 
 LEDGER_COLUMNS = ("run_id", "month", "as_of", "table_name", "file_path", "file_sha256", "rows_in_file", "inserted",
-                  "updated", "unchanged", "absent_columns", "status", "error", "started_at")
+                  "updated", "unchanged", "absent_columns", "status", "error", "started_at", "snapshot_policy")
 
 
 def _write_ledger(conn: psycopg.Connection, entry: dict) -> None:

@@ -22,6 +22,8 @@ def apply_schema(conn: psycopg.Connection) -> list[str]:
     """Run every DDL file in one transaction; return the file names applied."""
     applied = []
     with conn.transaction():
+        # A lock that cannot be had in time is an error naming the wait, not a silent hang.
+        conn.execute("SET LOCAL lock_timeout = '60s'")
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_KEY,))
         for path in ddl_files():
             conn.execute(path.read_text(encoding="utf-8"))

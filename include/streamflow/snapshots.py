@@ -12,6 +12,10 @@ if TYPE_CHECKING:
 
 STAMP_TEMPLATE = SQL_DIR / "stamp_snapshot.sql"
 
+#: What a run does to an as_of that is already stamped (the DAG's `snapshot_policy` param):
+#: "restamp" brings it up to the live state (corrected files), "immutable" leaves it as first stamped.
+SNAPSHOT_POLICIES = ("restamp", "immutable")
+
 
 def render_stamp_sql(table: Table) -> list[str]:
     """The statements of `stamp_snapshot.sql` for one table, Jinja-rendered with the registry's params."""
@@ -23,12 +27,20 @@ def render_stamp_sql(table: Table) -> list[str]:
     return [statement.rstrip(";").strip() for statement in sqlparse.split(text) if statement.strip()]
 
 
-def stamp(conn: psycopg.Connection, as_of: str, tables: tuple[Table, ...] = SNAPSHOTTED) -> dict[str, tuple]:
-    """Stamp snapshots at `as_of` in one transaction per table; return each table's count row."""
+def stamp(conn: psycopg.Connection, as_of: str, tables: tuple[Table, ...] = SNAPSHOTTED,
+          restamp: bool = True) -> dict[str, tuple]:
+    """Stamp snapshots at `as_of` in one transaction per table; return each table's count row.
+
+    Args:
+        conn: warehouse connection.
+        as_of: the snapshot date (YYYY-MM-DD).
+        tables: which snapshot tables.
+        restamp: False leaves an as_of that is already stamped as it is (immutable snapshots).
+    """
     results = {}
     for table in tables:
         with conn.transaction():
             for statement in render_stamp_sql(table):
-                row = conn.execute(statement, {"as_of": as_of}).fetchone()
+                row = conn.execute(statement, {"as_of": as_of, "restamp": restamp}).fetchone()
         results[table.snapshot_table] = row
     return results

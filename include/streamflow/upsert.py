@@ -69,6 +69,15 @@ def missing_files(seeds_dir: Path, month: str, tables: tuple[Table, ...]) -> lis
     return [str(month_file(seeds_dir, month, t)) for t in tables if not month_file(seeds_dir, month, t).is_file()]
 
 
+def file_sha256(path: Path) -> str:
+    """sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(COPY_CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def read_header(path: Path, table: Table) -> tuple[list[str], int]:
     """Check a file's header against its table; return the column names and the header's byte length."""
     if not path.is_file():

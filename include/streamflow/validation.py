@@ -73,8 +73,10 @@ def registry_expectations(table: Table) -> list[dict]:
     if table.depends_on_users:
         specs += [
             {"type": QUERY_EXPECTATION,
+             # Anti-joins, not NOT IN: NOT IN over a subquery that outgrows work_mem is quadratic.
              "kwargs": {"unexpected_rows_query":
-                        f"SELECT {KEY} FROM {{batch}} WHERE {KEY} NOT IN (SELECT {KEY} FROM {USERS})"},
+                        f"SELECT batch_rows.{KEY} FROM {{batch}} AS batch_rows LEFT JOIN {USERS} "
+                        f"ON {USERS}.{KEY} = batch_rows.{KEY} WHERE {USERS}.{KEY} IS NULL"},
              "description": f"every {table.name} row belongs to a known user",
              "why": "a row without a user cannot be joined into a training set."},
             {"type": QUERY_EXPECTATION,

@@ -111,9 +111,9 @@ def test_tasks_and_order(ingest_month):
 def test_snapshot_tasks_bind_as_of(ingest_month):
     task = ingest_month.get_task("snapshot_labels")
     assert task.sql.startswith("-- Freeze one live table")  # sql/stamp_snapshot.sql, read at parse
-    assert "SELECT streamflow_assert_latest_month(%(as_of)s::date);" in task.sql
+    assert "SELECT streamflow_may_stamp(%(as_of)s::date, {{ params.snapshot_table_literal }});" in task.sql
     assert task.split_statements is True
-    assert set(task.parameters) == {"as_of"}
+    assert set(task.parameters) == {"as_of", "restamp"}
     assert "resolve_month" in task.parameters["as_of"]
     assert task.params["snapshot_table"] == '"labels_snapshots"'
 

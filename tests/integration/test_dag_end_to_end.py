@@ -54,10 +54,28 @@ def test_both_months_then_reruns(run_dag, conn):
         "(SELECT max(id) FROM ingestion_ledger GROUP BY table_name)").fetchone()
     assert latest == (0, 0, ROWS * len(TABLES))
 
-    # An older month after a newer one is refused: no time travel, nothing touched.
-    refused = run_dag("month_000")
-    assert refused.returncode != 0 or "failed" in _final_states(refused)
-    assert "refusing to apply as_of 2024-01-31" in refused.stdout + refused.stderr
+    # An older month after a newer one, from the files it was loaded from: a replay, nothing touched.
+    assert_succeeded(run_dag("month_000"))
+    assert {**live_hashes(conn), **snapshot_hashes(conn)} == before
+    replayed = conn.execute("SELECT count(*) FROM ingestion_ledger WHERE status = 'replayed'").fetchone()
+    assert replayed == (len(TABLES),)
+
+
+def test_an_older_month_with_other_files_is_refused(run_dag, conn, seeds, tmp_path):
+    import shutil
+
+    for month in ("month_000", "month_001"):
+        shutil.copytree(seeds / month, tmp_path / month)
+    assert_succeeded(run_dag("month_000", STREAMFLOW_SEEDS_DIR=str(tmp_path)))
+    assert_succeeded(run_dag("month_001", STREAMFLOW_SEEDS_DIR=str(tmp_path)))
+    before = {**live_hashes(conn), **snapshot_hashes(conn)}
+    labels = tmp_path / "month_000" / "labels.csv"
+    labels.write_text(labels.read_text().replace(",True\n", ",False\n", 1))
+
+    refused = run_dag("month_000", STREAMFLOW_SEEDS_DIR=str(tmp_path))
+
+    assert refused.returncode != 0
+    assert "refusing to apply as_of 2024-01-31 : month_001 (as_of 2024-02-29)" in refused.stdout + refused.stderr
     assert {**live_hashes(conn), **snapshot_hashes(conn)} == before
 
 

@@ -117,24 +117,59 @@ def test_shape_changes_keep_every_snapshot_true(conn, months):
     assert drift == (list(ADD_ONS),)
 
 
-def test_an_older_month_is_refused_and_changes_nothing(conn, months):
+def all_hashes(conn) -> dict[str, str]:
+    return {**live_hashes(conn), **{t.snapshot_table: table_hash(conn, t.snapshot_table) for t in SNAPSHOTTED}}
+
+
+def test_an_older_month_replayed_from_its_own_files_changes_nothing(conn, months):
     apply_month(conn, "month_000")
     apply_month(conn, "month_001")
-    before = {**live_hashes(conn), **{t.snapshot_table: table_hash(conn, t.snapshot_table) for t in SNAPSHOTTED}}
+    before = all_hashes(conn)
+
+    replayed = apply_month(conn, "month_000")  # what a backfill or a UI re-trigger of January does
+
+    assert {r["status"] for r in replayed.values()} == {"replayed"}
+    assert {(r["inserted"], r["updated"], r["unchanged"]) for r in replayed.values()} == {(0, 0, ROWS)}
+    assert all_hashes(conn) == before  # live tables not rolled back, January's snapshot frozen
+    statuses = conn.execute("SELECT status, count(*) FROM ingestion_ledger GROUP BY status ORDER BY status").fetchall()
+    assert statuses == [("loaded", 12), ("replayed", 6)]
+
+
+def test_an_older_month_with_other_files_is_refused_and_changes_nothing(conn, months):
+    apply_month(conn, "month_000")
+    apply_month(conn, "month_001")
+    before = all_hashes(conn)
+    rewrite(months / "month_000" / "users.csv", lambda header, rows: (header, rows[:-1]))
 
     with pytest.raises(OutOfOrderMonth, match=r"refusing to apply as_of 2024-01-31 : month_001 \(as_of 2024-02-29\)"):
         pipeline.load_table(conn, "users", month_from_name("month_000").as_dict(), "test__late")
-    conn.rollback()
-    with pytest.raises(Exception, match="refusing to apply as_of 2024-01-31"):
-        snapshots.stamp(conn, "2024-01-31")
-    conn.rollback()
 
-    after = {**live_hashes(conn), **{t.snapshot_table: table_hash(conn, t.snapshot_table) for t in SNAPSHOTTED}}
-    assert after == before
+    assert all_hashes(conn) == before
     failed = conn.execute("SELECT status, error FROM ingestion_ledger WHERE run_id = 'test__late'").fetchall()
     assert len(failed) == 1
     assert failed[0][0] == "failed"
     assert "make reset" in failed[0][1]
+
+
+def test_an_as_of_never_stamped_cannot_be_stamped_after_a_later_month(conn, months):
+    import psycopg
+
+    apply_month(conn, "month_000")
+    run = month_from_name("month_001").as_dict()
+    for t in TABLES:  # February loaded, but (say) its validation failed: never stamped
+        pipeline.load_table(conn, t.name, run, "test__february")
+    conn.commit()
+    third = month_from_name("month_002").as_dict()
+    pipeline.load_table(conn, "users", third, "test__march")  # a later month comes in
+    conn.commit()
+    before = all_hashes(conn)
+
+    with pytest.raises(psycopg.errors.RaiseException, match="cannot stamp .* at as_of 2024-02-29"):
+        snapshots.stamp(conn, "2024-02-29")
+    conn.rollback()
+    assert snapshots.stamp(conn, "2024-01-31")["labels_snapshots"][2:] == (0, 0, 0)  # frozen, not rewritten
+    conn.commit()
+    assert all_hashes(conn) == before
 
 
 def test_ledger_records_every_load(conn, months, seeds):
@@ -151,3 +186,38 @@ def test_ledger_records_every_load(conn, months, seeds):
         assert (rows_in_file, inserted + updated + unchanged, status) == (ROWS, ROWS, "loaded")
     labels_001 = [r for r in rows if r[:2] == ("month_001", "labels")][0]
     assert labels_001[4:7] == (0, 2652, ROWS - 2652)
+
+
+@pytest.mark.parametrize("policy", ["restamp", "immutable"])
+def test_corrected_files_for_the_latest_month(conn, months, policy):
+    """Re-running the latest month with corrected labels: live always updates; the snapshot per policy."""
+    apply_month(conn, "month_000")
+    apply_month(conn, "month_001")
+    february = snapshot_hashes(conn, "2024-02-29")
+    january = snapshot_hashes(conn, "2024-01-31")
+    corrected = "3668-QPYBK"
+
+    def flip(header, rows):
+        return header, [[r[0], {"True": "False", "False": "True"}[r[1]]] if r[0] == corrected else r for r in rows]
+
+    rewrite(months / "month_001" / "labels.csv", flip)
+    run = {**month_from_name("month_001").as_dict(), "snapshot_policy": policy}
+    loaded = pipeline.load_table(conn, "labels", run, "test__corrected")
+    conn.commit()
+    stamped = snapshots.stamp(conn, run["as_of"], restamp=policy == "restamp")
+    conn.commit()
+
+    assert (loaded["updated"], loaded["unchanged"]) == (1, ROWS - 1)
+    live = conn.execute("SELECT churn_label FROM labels WHERE user_id = %s", (corrected,)).fetchone()[0]
+    frozen = conn.execute("SELECT churn_label FROM labels_snapshots WHERE user_id = %s AND as_of = '2024-02-29'",
+                          (corrected,)).fetchone()[0]
+    if policy == "restamp":
+        assert frozen == live
+        assert stamped["labels_snapshots"][2:] == (0, 1, 0)  # inserted, updated, dropped
+    else:
+        assert frozen != live
+        assert snapshot_hashes(conn, "2024-02-29") == february
+        assert stamped["labels_snapshots"][2:] == (0, 0, 0)
+    assert snapshot_hashes(conn, "2024-01-31") == january
+    recorded = conn.execute("SELECT snapshot_policy FROM ingestion_ledger WHERE run_id = 'test__corrected'").fetchone()
+    assert recorded == (policy,)
