@@ -50,3 +50,14 @@ checks: venv
 
 lint: venv
 	$(VENV)/bin/ruff check .
+
+## Synthetic months in the real files' exact format (deterministic for a seed):
+##   make data N=1000000 MONTHS=3 OUT=.bench-data/1000000 SEED=8613
+data: venv
+	PYTHONPATH=include $(PY) -m streamflow.generate --users $(or $(N),100000) --months $(or $(MONTHS),3) \
+		--out $(or $(OUT),.bench-data/$(or $(N),100000)) --seed $(or $(SEED),8613)
+
+## Upsert vs the course's way vs raw COPY, validation, snapshots, one month through the DAG:
+##   make bench [N=...] [SKIP_COURSE=1] [SKIP_DAG=1] [SKIP_ANATOMY=1]   (last line: BENCH n=... upsert_s=...)
+bench: venv
+	N=$(N) SKIP_COURSE=$(SKIP_COURSE) SKIP_DAG=$(SKIP_DAG) SKIP_ANATOMY=$(SKIP_ANATOMY) PYTHONPATH=include $(PY) bench/bench.py

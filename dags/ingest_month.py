@@ -21,7 +21,7 @@ from airflow.sdk import Param, dag, task, task_group
 from streamflow_timetable import MonthlyThrough
 
 from streamflow import months, settings
-from streamflow.registry import DEPENDENT_TABLES, SNAPSHOTTED, USERS, snapshot_sql_params
+from streamflow.registry import DEPENDENT_TABLES, SNAPSHOTTED, TABLES, USERS, snapshot_sql_params
 from streamflow.snapshots import SNAPSHOT_POLICIES
 from streamflow_runtime import fail_fast, warehouse_connection, warehouse_sqlalchemy_url
 
@@ -88,8 +88,8 @@ def ingest_month():
 
     @task_group(group_id="validate")
     def validate_all(month: dict):
-        for table in (USERS, *(t.name for t in DEPENDENT_TABLES)):
-            validate.override(task_id=table)(table, month)
+        for table in TABLES:
+            validate.override(task_id=table.name)(table.name, month)
 
     month = resolve_month()
     users = upsert.override(task_id=f"upsert_{USERS}")(USERS, month)
