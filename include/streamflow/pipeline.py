@@ -47,9 +47,10 @@ def prepare_month(month_param: str | None, data_interval_end: datetime | date | 
 def load_table(conn: psycopg.Connection, table_name: str, month: dict, run_id: str) -> dict:
     """Upsert one table from the month's CSV and write its ledger row, in one transaction.
 
-    A month older than the latest loaded one is a replay when its file is the one it was loaded
-    from (backfills and re-triggers of past months): nothing is applied, the ledger says
-    `replayed`. With any other file it is refused: applying it would roll the live tables back.
+    A file this month was already loaded from (same sha256 in the ledger) is a replay: nothing
+    is applied and the ledger says `replayed`. That makes re-runs of the latest month cost one
+    read of the file, and re-runs of older months (backfills, UI re-triggers) safe: applying
+    them would roll the live tables back. An older month with any other file is refused.
 
     Raises:
         OutOfOrderMonth: a later month is already loaded and this file is not a replay.
@@ -74,15 +75,13 @@ def load_table(conn: psycopg.Connection, table_name: str, month: dict, run_id: s
             _write_ledger(conn, {**entry, "status": "failed", "error": str(error)})
         raise
     if status == "replayed":
-        log.info("%s of %s was loaded from this very file and a later month is in: replay, nothing applied",
-                 table_name, month["month"])
+        log.info("%s of %s was already loaded from this very file: replay, nothing applied", table_name, month["month"])
     return {**result.as_dict(), "status": status}
 
 
 def _replay(conn: psycopg.Connection, source, path, month: dict) -> upsert.UpsertResult | None:
-    """The result of re-running an older month from the file it was loaded from; None otherwise."""
-    later = conn.execute("SELECT month FROM streamflow_later_month(%s::date)", (month["as_of"],)).fetchone()
-    if later is None or not path.is_file():
+    """The result of re-running a month from the file it was last loaded from; None otherwise."""
+    if not path.is_file():
         return None
     loaded = conn.execute(
         "SELECT file_sha256, rows_in_file FROM ingestion_ledger WHERE month = %s AND table_name = %s"

@@ -197,7 +197,7 @@ def test_backfill_with_reprocess_reruns_both_months_and_changes_nothing(deployme
         "SELECT status, inserted, updated, unchanged FROM ingestion_ledger WHERE run_id = %s ORDER BY id",
         (FEBRUARY_RUN,)).fetchall()
     assert len(ledger) == 2 * len(TABLES)  # the catch-up's rows, then the backfill's
-    assert ledger[len(TABLES):] == [("loaded", 0, 0, ROWS)] * len(TABLES)
+    assert ledger[len(TABLES):] == [("replayed", 0, 0, ROWS)] * len(TABLES)  # same files: nothing re-applied
 
     # January is older than the loaded February, and its files are the ones it was loaded from: a replay.
     # Nothing is applied (that would roll the live tables back) and its snapshot stays frozen.

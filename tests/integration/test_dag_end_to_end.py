@@ -53,12 +53,15 @@ def test_both_months_then_reruns(run_dag, conn):
         "SELECT sum(inserted), sum(updated), sum(unchanged) FROM ingestion_ledger WHERE id IN "
         "(SELECT max(id) FROM ingestion_ledger GROUP BY table_name)").fetchone()
     assert latest == (0, 0, ROWS * len(TABLES))
+    statuses = conn.execute("SELECT DISTINCT status FROM ingestion_ledger WHERE id IN "
+                            "(SELECT max(id) FROM ingestion_ledger GROUP BY table_name)").fetchall()
+    assert statuses == [("replayed",)]  # the files it was loaded from: read and hashed, not re-applied
 
     # An older month after a newer one, from the files it was loaded from: a replay, nothing touched.
     assert_succeeded(run_dag("month_000"))
     assert {**live_hashes(conn), **snapshot_hashes(conn)} == before
     replayed = conn.execute("SELECT count(*) FROM ingestion_ledger WHERE status = 'replayed'").fetchone()
-    assert replayed == (len(TABLES),)
+    assert replayed == (2 * len(TABLES),)
 
 
 def test_an_older_month_with_other_files_is_refused(run_dag, conn, seeds, tmp_path):
