@@ -76,13 +76,14 @@ class Stack:
             self.start(component)
 
     def stop_all(self) -> list[str]:
-        """SIGTERM each recorded process group, SIGKILL what is left after 20 s."""
+        """SIGTERM each recorded process (it stops its own children), SIGKILL its group after 20 s."""
         stopped = []
         for pid_file in sorted(self.pid_dir.glob("*.pid")) if self.pid_dir.exists() else []:
             pid = int(pid_file.read_text())
             if _alive(pid):
+                # The leader only: signalling the whole group at once can hang the scheduler's shutdown.
                 with contextlib.suppress(ProcessLookupError):
-                    os.killpg(pid, signal.SIGTERM)
+                    os.kill(pid, signal.SIGTERM)
                 deadline = time.monotonic() + 20
                 while _alive(pid) and time.monotonic() < deadline:
                     time.sleep(0.2)
