@@ -6,7 +6,8 @@ tables, validates every row with Great Expectations, then freezes the snapshot t
 `as_of` = last day of the month the run covers (`month_000` = January 2024).
 
 * **Scheduled / catch-up / backfill:** the data interval picks the month
-  (`airflow backfill create --dag-id ingest_month --from-date 2024-01-01 --to-date 2024-02-29`).
+  (`airflow backfill create --dag-id ingest_month --from-date 2024-01-01 --to-date 2024-02-29
+  --max-active-runs 1`).
 * **Manual:** trigger with `{"month": "month_001"}`; `as_of` follows from the month.
 * **A failed validation** fails the run before any snapshot; the `validate.<table>` task log
   lists each failed expectation with counts and sample user_ids.
@@ -21,8 +22,8 @@ from airflow.sdk import Param, dag, task, task_group
 from streamflow_timetable import MonthlyThrough
 
 from streamflow import months, settings
-from streamflow.registry import DEPENDENT_TABLES, SNAPSHOTTED, TABLES, USERS, snapshot_sql_params
-from streamflow.snapshots import SNAPSHOT_POLICIES
+from streamflow.registry import DEPENDENT_TABLES, SNAPSHOTTED, TABLES, USERS
+from streamflow.snapshots import SNAPSHOT_POLICIES, render_stamp_template
 from streamflow_runtime import fail_fast, warehouse_connection, warehouse_sqlalchemy_url
 
 AS_OF = "{{ ti.xcom_pull(task_ids='resolve_month')['as_of'] }}"
@@ -37,11 +38,11 @@ RESTAMP = "{{ ti.xcom_pull(task_ids='resolve_month')['snapshot_policy'] == 'rest
     max_active_runs=1,
     tags=["streamflow", "ingest"],
     default_args={"owner": "data-platform", "retries": 2, "retry_delay": timedelta(seconds=30)},
-    template_searchpath=[str(settings.SQL_DIR)],
     doc_md=__doc__,
     params={
         "month": Param(
-            None, type=["null", "string"], pattern=months.MONTH_NAME_PATTERN,
+            # The length too: JSON Schema's `$` also matches before a trailing newline.
+            None, type=["null", "string"], pattern=months.MONTH_NAME_PATTERN, minLength=9, maxLength=9,
             title="Month folder (month_NNN)",
             description="Load this month instead of the one the data interval covers; empty for scheduled runs.",
         ),
@@ -97,8 +98,8 @@ def ingest_month():
     validated = validate_all(month)
     snapshots = [
         SQLExecuteQueryOperator(
-            task_id=f"snapshot_{t.name}", conn_id=settings.WAREHOUSE_CONN_ID, sql="stamp_snapshot.sql",
-            params=snapshot_sql_params(t), parameters={"as_of": AS_OF, "restamp": RESTAMP}, split_statements=True,
+            task_id=f"snapshot_{t.name}", conn_id=settings.WAREHOUSE_CONN_ID, sql=render_stamp_template(t),
+            parameters={"as_of": AS_OF, "restamp": RESTAMP}, split_statements=True,
         )
         for t in SNAPSHOTTED
     ]

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from streamflow import months, settings, upsert, validation
 from streamflow.errors import DataError, MissingInput, OutOfOrderMonth
-from streamflow.registry import TABLES, table
+from streamflow.registry import SNAPSHOTTED, TABLES, table
 from streamflow.snapshots import SNAPSHOT_POLICIES
 
 if TYPE_CHECKING:
@@ -53,7 +53,8 @@ def load_table(conn: psycopg.Connection, table_name: str, month: dict, run_id: s
     them would roll the live tables back. An older month with any other file is refused.
 
     Raises:
-        OutOfOrderMonth: a later month is already loaded and this file is not a replay.
+        OutOfOrderMonth: not a replay, and a later month is loaded, or a month would be skipped, or
+            the previous month is not fully stamped.
         ContractViolation / MissingInput: bad input; nothing written but a `failed` ledger row.
     """
     source = table(table_name)
@@ -63,10 +64,12 @@ def load_table(conn: psycopg.Connection, table_name: str, month: dict, run_id: s
              "file_path": str(path), "started_at": started, "snapshot_policy": month.get("snapshot_policy")}
     try:
         with conn.transaction():
+            # One load of a table at a time: the order checks below and the write they guard are atomic.
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"streamflow_load:{table_name}",))
             result = _replay(conn, source, path, month)
             status = "replayed"
             if result is None:
-                assert_latest_month(conn, month["as_of"])
+                assert_loadable(conn, month["as_of"])
                 result, status = upsert.upsert_file(conn, source, path), "loaded"
             _write_ledger(conn, {**entry, **_ledger_counts(result), "status": status})
     except DataError as error:
@@ -95,13 +98,14 @@ def _replay(conn: psycopg.Connection, source, path, month: dict) -> upsert.Upser
         absent_columns=tuple(c for c in source.column_names if c not in columns))
 
 
-def assert_latest_month(conn: psycopg.Connection, as_of: str) -> None:
-    """Refuse a month older than the latest loaded one (`streamflow_assert_latest_month` in SQL)."""
+def assert_loadable(conn: psycopg.Connection, as_of: str) -> None:
+    """Refuse a month that would break the order months apply in (`streamflow_assert_loadable`)."""
     import psycopg
 
     try:
         with conn.transaction():
-            conn.execute("SELECT streamflow_assert_latest_month(%s::date)", (as_of,))
+            conn.execute("SELECT streamflow_assert_loadable(%s::date, %s)",
+                         (as_of, [t.snapshot_table for t in SNAPSHOTTED]))
     except psycopg.errors.RaiseException as error:
         raise OutOfOrderMonth(f"{error.diag.message_primary}; {error.diag.message_hint}") from None
 

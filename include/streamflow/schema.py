@@ -11,6 +11,8 @@ if TYPE_CHECKING:
 
 # Serialises concurrent schema setup (CREATE TABLE IF NOT EXISTS races on the catalog).
 _SCHEMA_LOCK_KEY = 8613_0001
+# Setup should never wait on a table lock; if it must, this long and no longer, with an error.
+LOCK_TIMEOUT = "60s"
 
 
 def ddl_files() -> list:
@@ -23,7 +25,7 @@ def apply_schema(conn: psycopg.Connection) -> list[str]:
     applied = []
     with conn.transaction():
         # A lock that cannot be had in time is an error naming the wait, not a silent hang.
-        conn.execute("SET LOCAL lock_timeout = '60s'")
+        conn.execute("SELECT set_config('lock_timeout', %s, true)", (LOCK_TIMEOUT,))
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_KEY,))
         for path in ddl_files():
             conn.execute(path.read_text(encoding="utf-8"))

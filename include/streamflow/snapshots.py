@@ -17,13 +17,24 @@ STAMP_TEMPLATE = SQL_DIR / "stamp_snapshot.sql"
 SNAPSHOT_POLICIES = ("restamp", "immutable")
 
 
-def render_stamp_sql(table: Table) -> list[str]:
-    """The statements of `stamp_snapshot.sql` for one table, Jinja-rendered with the registry's params."""
-    import jinja2
-    import sqlparse  # what common-sql splits statements with, so tests run what the DAG runs
+def render_stamp_template(table: Table) -> str:
+    """`stamp_snapshot.sql` for one table, its identifier fragments filled in from the registry.
 
-    text = jinja2.Template(STAMP_TEMPLATE.read_text(encoding="utf-8")).render(params=snapshot_sql_params(table))
-    text = sqlparse.format(text, strip_comments=True)
+    Rendered here, when the DAG is parsed, rather than by Airflow at run time: Airflow lets a
+    run's conf override `params`, so fragments left to run-time Jinja could be replaced by a
+    trigger. What is left to bind at run time is values only (`%(as_of)s`, `%(restamp)s`).
+    """
+    import jinja2
+
+    template = jinja2.Template(STAMP_TEMPLATE.read_text(encoding="utf-8"), undefined=jinja2.StrictUndefined)
+    return template.render(params=snapshot_sql_params(table))
+
+
+def render_stamp_sql(table: Table) -> list[str]:
+    """The statements of the rendered template, split as common-sql splits them."""
+    import sqlparse
+
+    text = sqlparse.format(render_stamp_template(table), strip_comments=True)
     return [statement.rstrip(";").strip() for statement in sqlparse.split(text) if statement.strip()]
 
 

@@ -5,11 +5,11 @@ own (a fresh Airflow metadata database and a fresh warehouse), an AIRFLOW_HOME o
 free port for the API server. The tests build on each other's state, in file order:
 
 1. unpausing `ingest_month` makes catch-up create and run exactly January and February 2024;
-2. `airflow backfill create --reprocess-behavior completed` re-runs both (February re-applies as a
-   no-op; January, older than the loaded February, is refused by the no-time-travel rule) and
-   changes no table;
-3. a REST trigger (what the UI's trigger form does) of an older month is refused at run time,
-   and a month name that is not `month_NNN` is rejected before any run exists;
+2. `airflow backfill create --reprocess-behavior completed` re-runs both; each is a replay of the
+   files it was loaded from (nothing re-applied, January's snapshots stay frozen), so no table changes;
+3. a REST trigger (what the UI's trigger form does) of an older month replays it when its files are
+   the ones it was loaded from and is refused at run time when they differ; a month name that is
+   not `month_NNN` is rejected before any run exists;
 4. a month whose data break a rule fails `validate.<table>`, and the API's log endpoint shows
    the failed expectation.
 

@@ -102,6 +102,7 @@ def test_a_bad_month_fails_validation_and_stamps_nothing(run_dag, conn, seeds, t
     january = snapshot_hashes(conn)
     failed = run_dag("month_001", STREAMFLOW_SEEDS_DIR=str(tmp_path))
 
+    assert failed.returncode != 0
     log = failed.stdout + failed.stderr
     assert "FAILED usage_agg_30d.watch_hours_30d: expect_column_values_to_be_between" in log
     assert "unexpected: 3 of 7043 rows" in log

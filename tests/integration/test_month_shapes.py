@@ -28,7 +28,23 @@ def apply_month(conn, month: str) -> dict:
     conn.commit()
     snapshots.stamp(conn, run["as_of"])
     conn.commit()
+    if {r["status"] for r in loaded.values()} == {"loaded"}:
+        assert_snapshot_is_live_state(conn, run["as_of"])
     return loaded
+
+
+def assert_snapshot_is_live_state(conn, as_of: str) -> None:
+    """The invariant: right after a month is applied, each snapshot at its as_of equals the live table."""
+    from psycopg import sql
+
+    for t in SNAPSHOTTED:
+        columns = sql.SQL(", ").join(map(sql.Identifier, ("user_id", *t.snapshot_columns)))
+        differences = conn.execute(sql.SQL(
+            "SELECT count(*) FROM ((SELECT {cols} FROM {live} EXCEPT SELECT {cols} FROM {snap} WHERE as_of = %(d)s)"
+            " UNION ALL (SELECT {cols} FROM {snap} WHERE as_of = %(d)s EXCEPT SELECT {cols} FROM {live})) AS diff"
+        ).format(cols=columns, live=sql.Identifier(t.name), snap=sql.Identifier(t.snapshot_table)),
+            {"d": as_of}).fetchone()[0]
+        assert differences == 0, (t.snapshot_table, as_of)
 
 
 def rewrite(path, transform) -> None:
@@ -151,23 +167,50 @@ def test_an_older_month_with_other_files_is_refused_and_changes_nothing(conn, mo
     assert "make reset" in failed[0][1]
 
 
-def test_an_as_of_never_stamped_cannot_be_stamped_after_a_later_month(conn, months):
-    import psycopg
-
+def test_a_month_after_an_unstamped_month_is_refused(conn, months):
     apply_month(conn, "month_000")
-    run = month_from_name("month_001").as_dict()
-    for t in TABLES:  # February loaded, but (say) its validation failed: never stamped
-        pipeline.load_table(conn, t.name, run, "test__february")
-    conn.commit()
-    third = month_from_name("month_002").as_dict()
-    pipeline.load_table(conn, "users", third, "test__march")  # a later month comes in
+    february = month_from_name("month_001").as_dict()
+    for t in TABLES:  # February loaded, but its run stopped before stamping (say, a failed validation)
+        pipeline.load_table(conn, t.name, february, "test__february")
     conn.commit()
     before = all_hashes(conn)
 
-    with pytest.raises(psycopg.errors.RaiseException, match="cannot stamp .* at as_of 2024-02-29"):
-        snapshots.stamp(conn, "2024-02-29")
+    with pytest.raises(OutOfOrderMonth, match=(
+            r"refusing to apply as_of 2024-03-31 : month_001 \(as_of 2024-02-29\) is loaded but not stamped in "
+            r"subscriptions_profile_snapshots, usage_agg_30d_snapshots, .*labels_snapshots; "
+            r"its run failed or is still running: fix it and re-run month_001 first")):
+        pipeline.load_table(conn, "users", month_from_name("month_002").as_dict(), "test__march")
+
+    assert all_hashes(conn) == before
+    snapshots.stamp(conn, february["as_of"])  # February's run finishing: now March may come
+    conn.commit()
+    assert pipeline.load_table(conn, "users", month_from_name("month_002").as_dict(), "test__march")["status"] == (
+        "loaded")
+
+
+def test_a_skipped_month_is_refused(conn, months):
+    apply_month(conn, "month_000")
+    before = all_hashes(conn)
+
+    with pytest.raises(OutOfOrderMonth, match=(
+            r"the latest loaded month is month_000 \(as_of 2024-01-31\), so the next one is as_of 2024-02-29")):
+        pipeline.load_table(conn, "users", month_from_name("month_002").as_dict(), "test__skip")
+
+    assert all_hashes(conn) == before
+
+
+def test_stamping_after_a_later_month_freezes_or_refuses(conn, months):
+    import psycopg
+
+    apply_month(conn, "month_000")
+    apply_month(conn, "month_001")
+    before = all_hashes(conn)
+    conn.execute("DELETE FROM labels_snapshots WHERE as_of = '2024-01-31'")  # as if never stamped
+
+    with pytest.raises(psycopg.errors.RaiseException, match="cannot stamp labels_snapshots at as_of 2024-01-31"):
+        snapshots.stamp(conn, "2024-01-31")
     conn.rollback()
-    assert snapshots.stamp(conn, "2024-01-31")["labels_snapshots"][2:] == (0, 0, 0)  # frozen, not rewritten
+    assert snapshots.stamp(conn, "2024-01-31")["usage_agg_30d_snapshots"][2:] == (0, 0, 0)  # frozen
     conn.commit()
     assert all_hashes(conn) == before
 
