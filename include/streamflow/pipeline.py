@@ -140,4 +140,4 @@ def validate_table(conn: psycopg.Connection, sqlalchemy_url: str, table_name: st
         settings.reports_dir() / "validation" / safe_run_id / f"{table_name}.html", run, outcomes)
     log.info("%s\nHTML report: %s", validation.summarise(outcomes), report)
     validation.raise_if_failed(outcomes)
-    return {"table": table_name, "expectations": len(outcomes), "report": str(report)}
+    return {"table": table_name, "report": str(report), "outcomes": validation.outcomes_as_dicts(outcomes)}
