@@ -285,6 +285,14 @@ def _upsert_statement(table: Table, columns: list[str]):
     )
 
 
+def _cell(name: str, alias: str | None = None):
+    """A staged cell as the contract reads it: trimmed, blank as NULL (`NULLIF(btrim(col), '')`)."""
+    from psycopg import sql
+
+    column = sql.Identifier(alias, name) if alias else sql.Identifier(name)
+    return sql.SQL("NULLIF(btrim({}), '')").format(column)
+
+
 def _has_duplicate_keys(conn: psycopg.Connection) -> bool:
     """Whether a user_id (trimmed) is on two staged lines.
 
@@ -293,7 +301,7 @@ def _has_duplicate_keys(conn: psycopg.Connection) -> bool:
     """
     from psycopg import sql
 
-    trimmed = sql.SQL("NULLIF(btrim({}), '')").format(sql.Identifier(KEY))
+    trimmed = _cell(KEY)
     return conn.execute(sql.SQL(
         "SELECT EXISTS (SELECT FROM {staging} WHERE {trimmed} IS NOT NULL GROUP BY {trimmed} HAVING count(*) > 1)"
     ).format(staging=sql.Identifier(STAGING), trimmed=trimmed)).fetchone()[0]
@@ -304,7 +312,7 @@ def diagnose(conn: psycopg.Connection, table: Table, columns: list[str]) -> list
     from psycopg import sql
 
     staging, key = sql.Identifier(STAGING), sql.Identifier(KEY)
-    trimmed_key = sql.SQL("NULLIF(btrim({}), '')").format(key)
+    trimmed_key = _cell(KEY)
     problems: list[str] = []
 
     def sampled(query: sql.Composable, params: tuple = ()) -> tuple[int, list[tuple]]:
@@ -323,7 +331,7 @@ def diagnose(conn: psycopg.Connection, table: Table, columns: list[str]) -> list
         pg_type = table.column(name).pg_type
         if pg_type == "text":
             continue
-        value = sql.SQL("NULLIF(btrim({}), '')").format(sql.Identifier(name))
+        value = _cell(name)
         iso = sql.SQL(" OR {} !~ {}").format(value, sql.Literal(ISO_DATE)) if pg_type == "date" else sql.SQL("")
         count, rows = sampled(sql.SQL(
             "SELECT line_no + 1, {column} FROM {staging} WHERE {value} IS NOT NULL"
@@ -340,7 +348,7 @@ def diagnose(conn: psycopg.Connection, table: Table, columns: list[str]) -> list
         listed = "; ".join(f"{user!r} on lines {lines}" for _, user, lines in rows)
         problems.append(f'column "{KEY}": {count} duplicated user_id(s): {listed}')
     if table.depends_on_users:
-        staged_key = sql.SQL("NULLIF(btrim(staged.{}), '')").format(key)
+        staged_key = _cell(KEY, alias="staged")
         count, rows = sampled(sql.SQL(
             "SELECT line_no + 1, {staged_key} FROM {staging} AS staged WHERE {staged_key} IS NOT NULL "
             "AND NOT EXISTS (SELECT 1 FROM {users} AS known WHERE known.{key} = {staged_key})"
