@@ -1,14 +1,18 @@
-"""Load one month's CSV into its live table: stream, stage, check, upsert, in one transaction.
+"""Load one month's CSV into its live table: stream, check, write, in one transaction.
 
 1. The header is read and checked against the registry (unknown, duplicated, missing columns).
-2. The body is streamed with `COPY ... FROM STDIN` into a TEMP staging table of text columns
-   (plus the line number), so no file is ever held in memory and NUMERIC text stays exact.
-3. `INSERT ... SELECT` casts the staged text into the live table under a savepoint:
-   `ON CONFLICT (user_id) DO UPDATE` only where a value IS DISTINCT FROM the stored one.
-   That INSERT is the contract gate: a row that breaks it (bad type, a date not YYYY-MM-DD,
-   blank key, unknown user) aborts the savepoint; duplicated keys are refused just before it.
-   Either way a diagnosis names every offending line, and the transaction rolls back: the
-   live table stays exactly as it was.
+2. First load of a table that references users (it is empty): the body is `COPY`'d straight
+   into it, the floor of what PostgreSQL can load. Taken only where the result is what step 3
+   would give (no date column); any error rolls it back to a savepoint and step 3 decides.
+3. Otherwise the body is streamed with `COPY ... FROM STDIN` into a TEMP staging table of text
+   columns (plus the line number), so no file is ever held in memory and NUMERIC text stays exact,
+   and one `MERGE` (a hash join with the live table) casts the staged text in: new users are
+   inserted, rows are updated only where a value IS DISTINCT FROM the stored one, and rows that
+   did not change are not touched at all (no lock, no new row version, no WAL).
+   That statement is the contract gate: a row that breaks it (bad type, a date not YYYY-MM-DD,
+   blank key, unknown user) aborts it; duplicated keys are refused just before it. Either way
+   a diagnosis names every offending line, and the transaction rolls back: the live table
+   stays exactly as it was.
 """
 
 from __future__ import annotations
@@ -33,10 +37,12 @@ log = logging.getLogger(__name__)
 STAGING = "streamflow_staging"
 COPY_CHUNK_BYTES = 1 << 20
 SAMPLE_LIMIT = 10
-# SQLSTATEs of an INSERT that the staged data (not the server) caused.
+# SQLSTATEs of a COPY or MERGE that the data (not the server) caused.
 DATA_SQLSTATE_CLASSES = ("22", "23", "21")
 # A date must be written YYYY-MM-DD: PostgreSQL alone would also read "05/02/2022" (as DateStyle says).
 ISO_DATE = "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+# For this transaction only: the MERGE's hash of the live keys (~60 MB a million) stays in memory.
+WORK_MEM = "256MB"
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,7 @@ class UpsertResult:
     unchanged: int
     columns: tuple[str, ...]
     absent_columns: tuple[str, ...]  # optional table columns the file did not carry (left as they were)
+    method: str = "merge"  # "copy": first load straight into the empty table; "merge": staged
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -124,60 +131,115 @@ def upsert_file(conn: psycopg.Connection, table: Table, path: Path) -> UpsertRes
         MissingInput: the file is not there.
         ContractViolation: header, encoding, types, keys or users do not match; nothing written.
     """
-    import psycopg
     from psycopg import sql
 
     columns, header_bytes = read_header(path, table)
-    staging = sql.Identifier(STAGING)
     with conn.transaction():
-        conn.execute(sql.SQL(
-            "CREATE TEMP TABLE {staging} (line_no bigint GENERATED ALWAYS AS IDENTITY, {columns}) ON COMMIT DROP"
-        ).format(staging=staging, columns=sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(c)) for c in columns)))
-        sha256, rows = _copy_body(conn, path, header_bytes, staging, columns)
-        if rows == 0:
-            raise ContractViolation(path, ["line 2: file has a header but no data rows"])
-        if _has_duplicate_keys(conn):
-            raise ContractViolation(path, diagnose(conn, table, columns))
-        try:
-            with conn.transaction():
-                inserted, updated = conn.execute(_upsert_statement(table, columns)).fetchone()
-        except psycopg.Error as error:
-            if not (error.sqlstate or "").startswith(DATA_SQLSTATE_CLASSES):
-                raise
-            problems = diagnose(conn, table, columns) or [f"rejected by PostgreSQL: {error.diag.message_primary}"]
-            raise ContractViolation(path, problems) from None
-        # ON COMMIT DROP covers a plain transaction; this covers a caller's enclosing one.
-        conn.execute(sql.SQL("DROP TABLE {}").format(staging))
+        conn.execute("SELECT set_config('work_mem', %s, true)", (WORK_MEM,))
+        empty = not conn.execute(sql.SQL("SELECT EXISTS (SELECT FROM {})").format(sql.Identifier(table.name))).fetchone()[0]
+        copied = _copy_into_empty_table(conn, table, path, header_bytes, columns) if empty else None
+        if copied is not None:
+            (sha256, rows), inserted, updated, method = copied, copied[1], 0, "copy"
+        else:
+            sha256, rows, inserted, updated = _staged_merge(conn, table, path, header_bytes, columns, empty)
+            method = "merge"
     result = UpsertResult(
         table=table.name, file=str(path), sha256=sha256, rows=rows, inserted=inserted, updated=updated,
         unchanged=rows - inserted - updated, columns=tuple(columns),
-        absent_columns=tuple(c for c in table.column_names if c not in columns),
+        absent_columns=tuple(c for c in table.column_names if c not in columns), method=method,
     )
-    log.info("upsert %s from %s: %d rows, %d inserted, %d updated, %d unchanged%s", table.name, path, rows,
-             inserted, updated, result.unchanged,
+    log.info("upsert %s from %s (%s): %d rows, %d inserted, %d updated, %d unchanged%s", table.name, path, method,
+             rows, inserted, updated, result.unchanged,
              f"; columns absent from the file, left as they were: {', '.join(result.absent_columns)}" if result.absent_columns else "")
     return result
 
 
-def _copy_body(conn: psycopg.Connection, path: Path, header_bytes: int, staging, columns: list[str]) -> tuple[str, int]:
-    """Stream everything after the header into staging; return the file's sha256 and the rows copied."""
+class _NotEquivalent(Exception):
+    """The direct COPY would not give what the staged path gives: roll it back."""
+
+
+def _copy_into_empty_table(conn: psycopg.Connection, table: Table, path: Path, header_bytes: int,
+                           columns: list[str]) -> tuple[str, int] | None:
+    """First load: `COPY` the file straight into the (empty) live table; None where it cannot decide.
+
+    The typed COPY reads each cell as the staged path's casts do (input functions ignore the
+    whitespace `btrim` strips; FORCE_NULL makes a blank cell NULL, quoted or not), and the
+    table's primary key and its foreign key to users (whose keys are stored trimmed) refuse
+    blank, duplicated, unknown and padded user_ids. What it would read differently is excluded
+    up front: a date column (PostgreSQL also reads "05/02/2022") or no foreign key (users).
+    Any error rolls back to the savepoint and the staged path runs, so a bad file gets exactly
+    the same diagnosis.
+    """
     import psycopg
     from psycopg import sql
 
-    digest = hashlib.sha256()
+    target = sql.Identifier(table.name)
+    if not table.depends_on_users or any(table.column(name).pg_type == "date" for name in columns):
+        return None
+    names = sql.SQL(", ").join(map(sql.Identifier, columns))
+    copy = sql.SQL("COPY {target} ({names}) FROM STDIN (FORMAT csv, ENCODING 'UTF8', FORCE_NULL ({names}))").format(
+        target=target, names=names)
+    try:
+        with conn.transaction():  # a savepoint
+            sha256, rows = _stream_body(conn, path, header_bytes, copy)
+            if rows == 0:
+                raise _NotEquivalent  # the staged path names the empty file
+    except _NotEquivalent:
+        return None
+    except psycopg.Error as error:
+        if not (error.sqlstate or "").startswith(DATA_SQLSTATE_CLASSES):
+            raise  # not the data: a lost connection, a timeout
+        return None
+    return sha256, rows
+
+
+def _staged_merge(conn: psycopg.Connection, table: Table, path: Path, header_bytes: int,
+                  columns: list[str], target_empty: bool) -> tuple[str, int, int, int]:
+    """Stage the file as text, check its keys, MERGE it in; return sha256, rows, inserted, updated."""
+    import psycopg
+    from psycopg import sql
+
+    staging, target = sql.Identifier(STAGING), sql.Identifier(table.name)
+    conn.execute(sql.SQL(
+        "CREATE TEMP TABLE {staging} (line_no bigint GENERATED ALWAYS AS IDENTITY, {columns}) ON COMMIT DROP"
+    ).format(staging=staging, columns=sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(c)) for c in columns)))
     copy = sql.SQL("COPY {staging} ({columns}) FROM STDIN (FORMAT csv, ENCODING 'UTF8')").format(
         staging=staging, columns=sql.SQL(", ").join(map(sql.Identifier, columns)))
     try:
-        with conn.cursor() as cursor, path.open("rb") as handle:
-            digest.update(handle.read(header_bytes))
-            with cursor.copy(copy) as stream:
-                while chunk := handle.read(COPY_CHUNK_BYTES):
-                    digest.update(chunk)
-                    stream.write(chunk)
-            rows = cursor.rowcount
+        sha256, rows = _stream_body(conn, path, header_bytes, copy)
     except psycopg.Error as error:
         raise ContractViolation(path, [_copy_problem(error, path, columns)]) from None
-    return digest.hexdigest(), rows
+    if rows == 0:
+        raise ContractViolation(path, ["line 2: file has a header but no data rows"])
+    # Into an empty table every line is an INSERT, and the primary key refuses a second one.
+    if not target_empty and _has_duplicate_keys(conn):
+        raise ContractViolation(path, diagnose(conn, table, columns))
+    count = sql.SQL("SELECT count(*) FROM {}").format(target)
+    try:
+        with conn.transaction():
+            before = conn.execute(count).fetchone()[0]
+            written = conn.execute(_merge_statement(table, columns)).rowcount
+            inserted = conn.execute(count).fetchone()[0] - before  # MERGE only inserts and updates
+    except psycopg.Error as error:
+        if not (error.sqlstate or "").startswith(DATA_SQLSTATE_CLASSES):
+            raise
+        problems = diagnose(conn, table, columns) or [f"rejected by PostgreSQL: {error.diag.message_primary}"]
+        raise ContractViolation(path, problems) from None
+    # ON COMMIT DROP covers a plain transaction; this covers a caller's enclosing one.
+    conn.execute(sql.SQL("DROP TABLE {}").format(staging))
+    return sha256, rows, inserted, written - inserted
+
+
+def _stream_body(conn: psycopg.Connection, path: Path, header_bytes: int, copy) -> tuple[str, int]:
+    """Stream everything after the header into `copy` (a COPY FROM STDIN); return the file's sha256 and rows."""
+    digest = hashlib.sha256()
+    with conn.cursor() as cursor, path.open("rb") as handle:
+        digest.update(handle.read(header_bytes))
+        with cursor.copy(copy) as stream:
+            while chunk := handle.read(COPY_CHUNK_BYTES):
+                digest.update(chunk)
+                stream.write(chunk)
+        return digest.hexdigest(), cursor.rowcount
 
 
 def _copy_problem(error: Exception, path: Path, columns: list[str]) -> str:
@@ -248,8 +310,12 @@ def _locate_malformed_record(path: Path, columns: list[str]) -> tuple[str, str] 
     return None
 
 
-def _upsert_statement(table: Table, columns: list[str]):
-    """`INSERT ... SELECT casts FROM staging ON CONFLICT DO UPDATE ... WHERE IS DISTINCT FROM`."""
+def _merge_statement(table: Table, columns: list[str]):
+    """`MERGE INTO live USING (casts of staging) ... WHEN MATCHED AND IS DISTINCT FROM ... WHEN NOT MATCHED`.
+
+    Unlike `INSERT ... ON CONFLICT DO UPDATE ... WHERE`, which locks (and so writes) every
+    conflicting row before its WHERE is read, MERGE touches only the rows it changes.
+    """
     from psycopg import sql
 
     def cast(name: str) -> sql.Composable:
@@ -257,31 +323,25 @@ def _upsert_statement(table: Table, columns: list[str]):
         value = sql.Identifier(name)
         if name == KEY or column.pg_type != "text":
             value = sql.SQL("btrim({})").format(value)
-        if column.pg_type == "date":  # anything but YYYY-MM-DD becomes an invalid date: the INSERT fails
+        if column.pg_type == "date":  # anything but YYYY-MM-DD becomes an invalid date: the MERGE fails
             value = sql.SQL("CASE WHEN {v} ~ {iso} THEN {v} ELSE 'not YYYY-MM-DD: ' || {v} END").format(
                 v=value, iso=sql.Literal(ISO_DATE))
-        return sql.SQL("NULLIF({}, '')::{}").format(value, sql.SQL(column.pg_type))
+        return sql.SQL("NULLIF({}, '')::{} AS {}").format(value, sql.SQL(column.pg_type), sql.Identifier(name))
 
-    target = sql.Identifier(table.name)
-    names = [sql.Identifier(c) for c in columns]
-    non_key = [sql.Identifier(c) for c in columns if c != KEY]
-    if non_key:
-        on_conflict = sql.SQL(
-            "DO UPDATE SET ({cols}) = ROW({excluded}) WHERE ({current}) IS DISTINCT FROM ({excluded})"
-        ).format(
-            cols=sql.SQL(", ").join(non_key),
-            excluded=sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(c) for c in non_key),
-            current=sql.SQL(", ").join(sql.SQL("{}.{}").format(target, c) for c in non_key),
-        )
-    else:
-        on_conflict = sql.SQL("DO NOTHING")
+    def listed(names: list[str], alias: str | None = None) -> sql.Composable:
+        return sql.SQL(", ").join(sql.Identifier(alias, n) if alias else sql.Identifier(n) for n in names)
+
+    non_key = [c for c in columns if c != KEY]
+    when_matched = sql.SQL(
+        "WHEN MATCHED AND ({current}) IS DISTINCT FROM ({staged}) THEN UPDATE SET ({names}) = ROW({staged}) "
+    ).format(current=listed(non_key, "live"), staged=listed(non_key, "staged"), names=listed(non_key)) if non_key else sql.SQL("")
     return sql.SQL(
-        "WITH upserted AS (INSERT INTO {target} ({names}) SELECT {casts} FROM {staging} ORDER BY line_no "
-        "ON CONFLICT ({key}) {on_conflict} RETURNING (xmax = 0) AS inserted) "
-        "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM upserted"
+        "MERGE INTO {target} AS live USING (SELECT {casts} FROM {staging}) AS staged ON live.{key} = staged.{key} "
+        "{when_matched}WHEN NOT MATCHED THEN INSERT ({names}) VALUES ({values})"
     ).format(
-        target=target, names=sql.SQL(", ").join(names), casts=sql.SQL(", ").join(cast(c) for c in columns),
-        staging=sql.Identifier(STAGING), key=sql.Identifier(KEY), on_conflict=on_conflict,
+        target=sql.Identifier(table.name), casts=sql.SQL(", ").join(cast(c) for c in columns),
+        staging=sql.Identifier(STAGING), key=sql.Identifier(KEY), when_matched=when_matched,
+        names=listed(columns), values=listed(columns, "staged"),
     )
 
 
@@ -296,8 +356,8 @@ def _cell(name: str, alias: str | None = None):
 def _has_duplicate_keys(conn: psycopg.Connection) -> bool:
     """Whether a user_id (trimmed) is on two staged lines.
 
-    The INSERT cannot be trusted to refuse these: `ON CONFLICT DO UPDATE ... WHERE IS DISTINCT FROM`
-    skips a line equal to the stored row, so a second line with the same key would then be applied.
+    The MERGE cannot be trusted to refuse these: `WHEN MATCHED AND ... IS DISTINCT FROM` skips a
+    line equal to the stored row, so a second line with the same key would then be applied.
     """
     from psycopg import sql
 

@@ -363,6 +363,12 @@ def loaded(conn, seeds):
     return conn
 
 
+def empty_target(conn, table: Table) -> None:
+    """Empty the table a bad file is aimed at (and, for users, what references it): a first load."""
+    conn.execute(sql.SQL("TRUNCATE {} CASCADE").format(sql.Identifier(table.name)))
+    conn.commit()
+
+
 # --------------------------------------------------------------------------- tests
 
 
@@ -370,9 +376,14 @@ def test_corpus_is_large_enough():
     assert len(BAD_CASES) >= 25
 
 
+@pytest.mark.parametrize("target", ["loaded", "empty"])
 @pytest.mark.parametrize(("table_name", "mutate"), BAD_CASES)
-def test_bad_input_is_refused_and_nothing_changes(loaded, seeds, tmp_path, monkeypatch, table_name, mutate):
+def test_bad_input_is_refused_and_nothing_changes(loaded, seeds, tmp_path, monkeypatch, table_name, mutate, target):
+    """Over a loaded table (the staged MERGE) and into an empty one (the first load's direct COPY,
+    which must fall back and give the very same diagnosis)."""
     conn, table = loaded, TABLES_BY_NAME[table_name]
+    if target == "empty":
+        empty_target(conn, table)
     bad = mutate(with_canary((seeds / MONTH / table.file_name).read_bytes(), table))
     path = write_month_file(tmp_path, table, bad.data)
     if bad.cap is not None:

@@ -19,6 +19,33 @@ def test_first_month_lands_every_row(conn, seeds):
         assert conn.execute(f"SELECT count(*) FROM {t.name}").fetchone()[0] == ROWS
 
 
+def test_first_load_copies_straight_in_where_the_result_is_the_same(conn, seeds):
+    """Empty tables that reference users and have no date column take the direct COPY; users is staged."""
+    first = load_month(conn, seeds, "month_000")
+    assert {name: r.method for name, r in first.items()} == {
+        t.name: "merge" if t.name == "users" else "copy" for t in TABLES}
+    again = load_month(conn, seeds, "month_000")
+    # The staged casts of the same files find nothing that differs from what the COPY stored.
+    assert {(r.method, r.inserted, r.updated) for r in again.values()} == {("merge", 0, 0)}
+
+
+def test_a_padded_key_on_first_load_is_trimmed_as_the_staged_path_does(conn, seeds, tmp_path):
+    load_month(conn, seeds, "month_000")
+    conn.execute("TRUNCATE labels")
+    conn.commit()
+    lines = (seeds / "month_000" / "labels.csv").read_text().splitlines(keepends=True)
+    user = lines[3].split(",")[0]
+    lines[3] = f"  {lines[3]}"
+    path = tmp_path / "labels.csv"
+    path.write_text("".join(lines))
+
+    result = upsert.upsert_file(conn, table("labels"), path)
+
+    assert (result.method, result.inserted) == ("merge", ROWS)
+    assert conn.execute("SELECT count(*) FROM labels WHERE user_id <> btrim(user_id)").fetchone()[0] == 0
+    assert conn.execute("SELECT count(*) FROM labels WHERE user_id = %s", (user,)).fetchone()[0] == 1
+
+
 def test_blank_cells_are_null_never_true(conn, seeds):
     load_month(conn, seeds, "month_000")
     counts = conn.execute(

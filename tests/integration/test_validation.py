@@ -131,7 +131,7 @@ def missing_label(loaded):
 
 def coverage_failure(url) -> tuple[str, validation.Outcome, list[validation.Outcome]]:
     table = TABLES_BY_NAME["labels"]
-    coverage = f"every user has a {table.name} row"
+    coverage = f"every user has a {table.name} row and every row a user"
     assert coverage in [s.get("description") for s in validation.suite_spec(table)]
     outcomes = validation.run_suite(url, table)
     [failure] = failed(outcomes)
