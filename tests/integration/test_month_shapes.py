@@ -264,3 +264,28 @@ def test_corrected_files_for_the_latest_month(conn, months, policy):
     assert snapshot_hashes(conn, "2024-01-31") == january
     recorded = conn.execute("SELECT snapshot_policy FROM ingestion_ledger WHERE run_id = 'test__corrected'").fetchone()
     assert recorded == (policy,)
+
+
+@pytest.mark.parametrize("policy", ["restamp", "immutable"])
+def test_restamping_updates_inserts_and_drops_exactly_what_differs(conn, months, policy):
+    """Each part of a re-stamp: a changed row, a row missing from the snapshot, a user no longer live."""
+    apply_month(conn, "month_000")
+    as_of = "2024-01-31"
+    changed, missing, gone = conn.execute(
+        "SELECT user_id FROM labels_snapshots WHERE as_of = %s ORDER BY user_id LIMIT 3", (as_of,)).fetchall()
+    conn.execute("UPDATE labels SET churn_label = NOT churn_label WHERE user_id = %s", changed)
+    conn.execute("DELETE FROM labels_snapshots WHERE user_id = %s AND as_of = %s", (*missing, as_of))
+    conn.execute("DELETE FROM labels WHERE user_id = %s", gone)
+    conn.commit()
+    before = snapshot_hashes(conn, as_of)["labels_snapshots"]
+
+    stamped = snapshots.stamp(conn, as_of, restamp=policy == "restamp")["labels_snapshots"]
+    conn.commit()
+
+    if policy == "restamp":
+        assert stamped[2:] == (1, 1, 1)  # inserted, updated, dropped
+        assert_snapshot_is_live_state(conn, as_of)
+        assert snapshots.stamp(conn, as_of)["labels_snapshots"][2:] == (0, 0, 0)  # nothing left to do
+    else:
+        assert stamped[2:] == (0, 0, 0)
+        assert snapshot_hashes(conn, as_of)["labels_snapshots"] == before
