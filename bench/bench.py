@@ -11,16 +11,17 @@ One process tree, one PostgreSQL, the same generated files (`streamflow.generate
   `DataFrame.to_sql` into a `tmp_<table>` table, `INSERT ... SELECT ... ON CONFLICT DO UPDATE`;
 * the validation of all six tables, every row (`streamflow.validation.run_suite`), and the
   stamping of the five snapshots at one as_of (`sql/stamp_snapshot.sql`, as the DAG renders it);
-* the DAG: parse time, then month_000 and month_001 through `airflow dags test`, wall time next
-  to the sum of the task durations Airflow recorded (`task_instance.duration`).
+* the DAG: parse time, then month_000 and month_001 through `airflow dags test --use-executor`
+  (LocalExecutor, independent tasks side by side, an API server for their reports), wall time
+  next to the sum of the task durations Airflow recorded (`task_instance.duration`).
 
 Each approach gets its own fresh database. The server is an embedded PostgreSQL started in a
 temp dir on a free port and stopped at exit, unless `BENCH_DSN` (a libpq URL/conninfo of a role
 that may CREATE DATABASE) points at an existing one; the bench's databases are dropped at the end.
 
-An "anatomy" phase times the steps of one table's load apart (raw COPY, staging COPY, duplicate
-check, the project's INSERT ... ON CONFLICT into an empty and a full table, with the server's
-work_mem and with 256MB, a plain INSERT ... SELECT): what bounds the first load against the floor.
+An "anatomy" phase times the steps of one table's load apart (raw COPY, with and without its
+foreign-key checks, the project's first load, staging COPY, duplicate check, a plain INSERT ...
+SELECT, the project's MERGE into an empty and into a full table): what bounds a load.
 Child and server CPU seconds are printed next to wall times: on a shared machine they are the
 load-independent part of a measurement.
 
@@ -227,7 +228,7 @@ def phase_parse(args: dict) -> dict:
             "heavy_modules_imported": heavy, "errors": {k: str(v)[-500:] for k, v in bag.import_errors.items()}}
 
 
-ANATOMY_WORK_MEM = "256MB"
+ANATOMY_WORK_MEM = "256MB"  # a validation rerun with more memory, when the first one failed
 
 
 def _copy_file(conn, target: str, path: Path) -> None:
@@ -267,6 +268,7 @@ def _anatomy_of(conn, source, path: Path, superuser: bool) -> dict[str, float]:
     if superuser and source.depends_on_users:
         timed("raw COPY, foreign-key triggers off", lambda: _copy_file(conn, source.name, path),
               setup=("SET LOCAL session_replication_role = replica",))
+    timed("project first load (upsert_file into the empty table)", lambda: upsert.upsert_file(conn, source, path))
     with conn.transaction(force_rollback=True):
         columns, _ = upsert.read_header(path, source)
         conn.execute(sql.SQL("CREATE TEMP TABLE {} (line_no bigint GENERATED ALWAYS AS IDENTITY, {}) ON COMMIT DROP")
@@ -275,25 +277,18 @@ def _anatomy_of(conn, source, path: Path, superuser: bool) -> dict[str, float]:
         t0 = time.perf_counter()
         _copy_file(conn, upsert.STAGING, path)
         steps["COPY into the TEMP text staging"] = time.perf_counter() - t0
-        conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(upsert.STAGING)))
-        project = upsert._upsert_statement(source, columns)
+        merge = upsert._merge_statement(source, columns)
         plain = sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(
             target, sql.SQL(", ").join(map(sql.Identifier, columns)),
             sql.SQL(", ").join(sql.SQL("NULLIF(btrim({}), '')::{}").format(
                 sql.Identifier(c), sql.SQL(source.column(c).pg_type)) for c in columns),
             sql.Identifier(upsert.STAGING))
-        more_memory = (f"SET LOCAL work_mem = '{ANATOMY_WORK_MEM}'",)
-        timed("duplicate-key check", lambda: upsert._has_duplicate_keys(conn))
-        timed(f"duplicate-key check, work_mem {ANATOMY_WORK_MEM}", lambda: upsert._has_duplicate_keys(conn),
-              setup=more_memory)
-        timed("project INSERT ... ON CONFLICT, empty table", lambda: conn.execute(project).fetchone())
-        timed(f"project INSERT ... ON CONFLICT, empty, work_mem {ANATOMY_WORK_MEM}",
-              lambda: conn.execute(project).fetchone(), setup=more_memory)
-        timed("plain INSERT ... SELECT of the same casts", lambda: conn.execute(plain))
-        timed("project INSERT ... ON CONFLICT, rows already there", lambda: conn.execute(project).fetchone(),
+        work_mem = (f"SET LOCAL work_mem = '{upsert.WORK_MEM}'",)
+        timed("duplicate-key check", lambda: upsert._has_duplicate_keys(conn), setup=work_mem)
+        timed("plain INSERT ... SELECT of the same casts, empty table", lambda: conn.execute(plain))
+        timed("project MERGE, empty table", lambda: conn.execute(merge), setup=work_mem)
+        timed("project MERGE, the same rows already there", lambda: conn.execute(merge), setup=work_mem,
               preload=lambda: conn.execute(plain))
-        timed(f"project INSERT ... ON CONFLICT, already there, work_mem {ANATOMY_WORK_MEM}",
-              lambda: conn.execute(project).fetchone(), setup=more_memory, preload=lambda: conn.execute(plain))
     print(f"    {source.name}: {'COPY into the TEMP text staging':<58} {steps['COPY into the TEMP text staging']:7.2f} s",
           flush=True)
     return steps
@@ -304,9 +299,9 @@ def phase_anatomy(args: dict) -> dict:
 
     Every step runs alone on the emptied keyed table (TRUNCATE inside a transaction that is
     rolled back), so no step sees another's rows: raw COPY (the floor) with and without the
-    foreign-key triggers, COPY into the project's TEMP text staging, the duplicate-key check, the
-    project's INSERT ... ON CONFLICT (into the empty table, then over the same rows already
-    there), each with the server's work_mem and with 256MB, and a plain INSERT ... SELECT.
+    foreign-key triggers, the project's first load (`upsert_file`), COPY into the TEMP text
+    staging, the duplicate-key check, a plain INSERT ... SELECT of the same casts, and the
+    project's MERGE (into the empty table, then over the same rows already there).
     """
     import psycopg
 
@@ -562,9 +557,16 @@ class Server:
 
 
 def run_dag_months(server: Server, data: Path, env: dict, **warehouse_parameters: str) -> dict:
-    """Migrate a metadata DB, parse the DAG, then month_000 and month_001 through `airflow dags test`."""
+    """Migrate a metadata DB, parse the DAG, then month_000 and month_001 through `airflow dags test`.
+
+    `--use-executor`: the LocalExecutor runs independent tasks side by side (the five dependent
+    upserts, the six validations, the five snapshots), as a scheduler would. Its task processes
+    report through the Execution API, so an API server runs for the duration.
+    """
     import psycopg
 
+    from streamflow.local import pgserver
+    from streamflow.local.airflow_stack import Stack
     from streamflow.local.env import airflow_environment
 
     warehouse = server.database("dag", schema=False, **warehouse_parameters)  # the DAG's ensure_schema creates it
@@ -573,7 +575,7 @@ def run_dag_months(server: Server, data: Path, env: dict, **warehouse_parameters
     values = {"POSTGRES_HOST": warehouse.host, "POSTGRES_PORT": str(warehouse.port), "POSTGRES_USER": warehouse.user,
               "POSTGRES_PASSWORD": warehouse.password, "POSTGRES_DB": warehouse.database,
               "AIRFLOW_METADATA_DB": metadata.database, "STREAMFLOW_SEEDS_DIR": str(data),
-              "STREAMFLOW_REPORTS_DIR": str(server.workdir / "reports")}
+              "STREAMFLOW_REPORTS_DIR": str(server.workdir / "reports"), "AIRFLOW_API_PORT": str(pgserver.free_port())}
     airflow_env = airflow_environment(values, home)
     airflow = str(Path(sys.executable).parent / "airflow")
     out: dict = {}
@@ -585,25 +587,31 @@ def run_dag_months(server: Server, data: Path, env: dict, **warehouse_parameters
     if out["parse"].result.get("errors") or out["parse"].result.get("dags") != ["ingest_month"]:
         out["parse"].ok = False
         print(f"  DAG parse: {out['parse'].result}", file=sys.stderr)
-    for month in (FIRST, NEXT):
-        server.checkpoint()
-        measured = run_child(f"DAG {month} (airflow dags test)", [
-            airflow, "dags", "test", "ingest_month", "--conf", json.dumps({"month": month})], env=airflow_env)
-        with psycopg.connect(metadata.conninfo()) as conn:
-            run = conn.execute("SELECT run_id, state FROM dag_run WHERE dag_id = 'ingest_month' "
-                               "ORDER BY id DESC LIMIT 1").fetchone()
-            tasks = conn.execute("SELECT task_id, state, duration FROM task_instance WHERE dag_id = 'ingest_month' "
-                                 "AND run_id = %s ORDER BY start_date", (run[0],)).fetchall() if run else []
-        measured.result = {"s": measured.wall_s, "run_id": run and run[0], "state": run and run[1],
-                           "task_sum_s": sum(t[2] or 0 for t in tasks),
-                           "tasks": {t[0]: {"state": t[1], "s": t[2]} for t in tasks}}
-        measured.ok = measured.ok and bool(run) and run[1] == "success"
-        if not measured.ok:
-            print(f"  DAG {month}: run state {run and run[1]}; tasks "
-                  f"{ {t[0]: t[1] for t in tasks if t[1] != 'success'} }\n{measured.tail}", file=sys.stderr)
-        out[month] = measured
-        with psycopg.connect(warehouse.conninfo()) as conn:
-            out[f"{month}_users"] = conn.execute("SELECT count(*) FROM users").fetchone()[0]
+    stack = Stack(airflow_env)
+    try:
+        stack.start("api-server")
+        stack.wait_for_api()
+        for month in (FIRST, NEXT):
+            server.checkpoint()
+            measured = run_child(f"DAG {month} (airflow dags test)", [
+                airflow, "dags", "test", "ingest_month", "--use-executor", "--conf", json.dumps({"month": month})], env=airflow_env)
+            with psycopg.connect(metadata.conninfo()) as conn:
+                run = conn.execute("SELECT run_id, state FROM dag_run WHERE dag_id = 'ingest_month' "
+                                   "ORDER BY id DESC LIMIT 1").fetchone()
+                tasks = conn.execute("SELECT task_id, state, duration FROM task_instance WHERE dag_id = 'ingest_month' "
+                                     "AND run_id = %s ORDER BY start_date", (run[0],)).fetchall() if run else []
+            measured.result = {"s": measured.wall_s, "run_id": run and run[0], "state": run and run[1],
+                               "task_sum_s": sum(t[2] or 0 for t in tasks),
+                               "tasks": {t[0]: {"state": t[1], "s": t[2]} for t in tasks}}
+            measured.ok = measured.ok and bool(run) and run[1] == "success"
+            if not measured.ok:
+                print(f"  DAG {month}: run state {run and run[1]}; tasks "
+                      f"{ {t[0]: t[1] for t in tasks if t[1] != 'success'} }\n{measured.tail}", file=sys.stderr)
+            out[month] = measured
+            with psycopg.connect(warehouse.conninfo()) as conn:
+                out[f"{month}_users"] = conn.execute("SELECT count(*) FROM users").fetchone()[0]
+    finally:
+        stack.stop_all()
     return out
 
 
@@ -712,10 +720,9 @@ def report(n: int, data: Path, server: Server, m: dict, skip_course: bool, skip_
             for label, seconds in steps.items():
                 print(f"    {label:<66} {seconds:7.2f} s  {fmt(ratio(seconds, floor))}x floor")
             staged = steps["COPY into the TEMP text staging"] + steps["duplicate-key check"]
-            for label, key in (("staging + check + project INSERT (= the upsert)", "project INSERT ... ON CONFLICT, empty table"),
-                               ("staging + check + plain INSERT (no ON CONFLICT)", "plain INSERT ... SELECT of the same casts")):
-                total = staged + steps[key]
-                print(f"    {label:<66} {total:7.2f} s  {fmt(ratio(total, floor))}x floor")
+            total = staged + steps["project MERGE, the same rows already there"]
+            label = "staging + check + MERGE over the same rows (= a month again, unreplayed)"
+            print(f"    {label:<66} {total:7.2f} s  {fmt(ratio(total, floor))}x floor")
     if m.get("validate_reason"):
         print()
         print(f"Validation failed: {m['validate_reason']}")
@@ -806,7 +813,7 @@ def main() -> int:
     m: dict = {}
     try:
         folder = {month: str(data / month) for month in (FIRST, NEXT)}
-        as_of = months.month_from_name(NEXT).as_of.isoformat()
+        as_of = months.month_from_name(FIRST).as_of.isoformat()
 
         copy_db = server.database("copy")
         server.checkpoint()
@@ -819,10 +826,15 @@ def main() -> int:
                                  {"conninfo": server.database("anatomy").conninfo(), "folder": folder[FIRST]}, env)
 
         upsert_db = server.database("upsert")
-        for key, month, label in (("upsert_first", FIRST, "upsert, first load"), ("upsert_next", NEXT, "upsert, next month"),
-                                  ("upsert_same", NEXT, "upsert, same month again")):
+        server.checkpoint()
+        m["upsert_first"] = phase("upsert, first load", "upsert", {"conninfo": upsert_db.conninfo(), "folder": folder[FIRST]}, env)
+        # As in the DAG, the first month is stamped before the next one may load.
+        server.checkpoint()
+        m["snapshot"] = phase(f"snapshot stamping, as_of {as_of}", "snapshot",
+                              {"conninfo": upsert_db.conninfo(), "as_of": as_of}, env)
+        for key, label in (("upsert_next", "upsert, next month"), ("upsert_same", "upsert, same month again")):
             server.checkpoint()
-            m[key] = phase(label, "upsert", {"conninfo": upsert_db.conninfo(), "folder": folder[month]}, env)
+            m[key] = phase(label, "upsert", {"conninfo": upsert_db.conninfo(), "folder": folder[NEXT]}, env)
 
         if not args.skip_course:
             course_db = server.database("course")
@@ -844,9 +856,6 @@ def main() -> int:
             m["validate_more_memory"] = phase(f"validation, six tables, work_mem {ANATOMY_WORK_MEM}", "validate", {
                 "url": with_options(upsert_db, f"-c statement_timeout={timeout} -c work_mem={ANATOMY_WORK_MEM}")}, env)
             dag_parameters = {"work_mem": ANATOMY_WORK_MEM}
-        server.checkpoint()
-        m["snapshot"] = phase(f"snapshot stamping, as_of {as_of}", "snapshot",
-                              {"conninfo": upsert_db.conninfo(), "as_of": as_of}, env)
         if not args.skip_dag:
             if dag_parameters:
                 print(f"  DAG: runs on a warehouse with work_mem {ANATOMY_WORK_MEM} (validation fails without it);"
