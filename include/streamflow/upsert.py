@@ -1,9 +1,10 @@
 """Load one month's CSV into its live table: stream, check, write, in one transaction.
 
 1. The header is read and checked against the registry (unknown, duplicated, missing columns).
-2. First load of a table that references users (it is empty): the body is `COPY`'d straight
-   into it, the floor of what PostgreSQL can load. Taken only where the result is what step 3
-   would give (no date column); any error rolls it back to a savepoint and step 3 decides.
+2. First load of a table (it is empty): the body is `COPY`'d straight into it, the floor of
+   what PostgreSQL can load. Kept only where the result is what step 3 would give (dates
+   written YYYY-MM-DD, keys not padded); anything else rolls it back to a savepoint and step 3
+   decides.
 3. Otherwise the body is streamed with `COPY ... FROM STDIN` into a TEMP staging table of text
    columns (plus the line number), so no file is ever held in memory and NUMERIC text stays exact,
    and one `MERGE` (a hash join with the live table) casts the staged text in: new users are
@@ -139,7 +140,8 @@ def upsert_file(conn: psycopg.Connection, table: Table, path: Path) -> UpsertRes
         empty = not conn.execute(sql.SQL("SELECT EXISTS (SELECT FROM {})").format(sql.Identifier(table.name))).fetchone()[0]
         copied = _copy_into_empty_table(conn, table, path, header_bytes, columns) if empty else None
         if copied is not None:
-            (sha256, rows), inserted, updated, method = copied, copied[1], 0, "copy"
+            sha256, rows = copied
+            inserted, updated, method = rows, 0, "copy"
         else:
             sha256, rows, inserted, updated = _staged_merge(conn, table, path, header_bytes, columns, empty)
             method = "merge"
@@ -164,26 +166,32 @@ def _copy_into_empty_table(conn: psycopg.Connection, table: Table, path: Path, h
 
     The typed COPY reads each cell as the staged path's casts do (input functions ignore the
     whitespace `btrim` strips; FORCE_NULL makes a blank cell NULL, quoted or not), and the
-    table's primary key and its foreign key to users (whose keys are stored trimmed) refuse
-    blank, duplicated, unknown and padded user_ids. What it would read differently is excluded
-    up front: a date column (PostgreSQL also reads "05/02/2022") or no foreign key (users).
-    Any error rolls back to the savepoint and the staged path runs, so a bad file gets exactly
-    the same diagnosis.
+    table's primary key and foreign key refuse blank, duplicated and unknown user_ids. What it
+    would read differently is checked on the side: a date not written YYYY-MM-DD (PostgreSQL
+    also reads "05/02/2022"), by a scan of the file that runs while the COPY streams; a padded
+    user_id, after it (where no foreign key to the trimmed users keys catches it). Any error or
+    doubt rolls back to the savepoint and the staged path runs, so a bad file gets exactly the
+    same diagnosis.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     import psycopg
     from psycopg import sql
 
-    target = sql.Identifier(table.name)
-    if not table.depends_on_users or any(table.column(name).pg_type == "date" for name in columns):
-        return None
+    target, key = sql.Identifier(table.name), sql.Identifier(KEY)
     names = sql.SQL(", ").join(map(sql.Identifier, columns))
     copy = sql.SQL("COPY {target} ({names}) FROM STDIN (FORMAT csv, ENCODING 'UTF8', FORCE_NULL ({names}))").format(
         target=target, names=names)
+    dates = [index for index, name in enumerate(columns) if table.column(name).pg_type == "date"]
     try:
-        with conn.transaction():  # a savepoint
+        with ThreadPoolExecutor(max_workers=1) as side, conn.transaction():  # a savepoint
+            iso_rows = side.submit(_rows_if_dates_are_iso, path, len(columns), dates) if dates else None
             sha256, rows = _stream_body(conn, path, header_bytes, copy)
-            if rows == 0:
-                raise _NotEquivalent  # the staged path names the empty file
+            if rows == 0 or (iso_rows is not None and iso_rows.result() != rows):
+                raise _NotEquivalent  # empty, a date not YYYY-MM-DD, or a file csv reads otherwise
+            if not table.depends_on_users and conn.execute(sql.SQL(
+                    "SELECT EXISTS (SELECT FROM {} WHERE {key} <> btrim({key}))").format(target, key=key)).fetchone()[0]:
+                raise _NotEquivalent
     except _NotEquivalent:
         return None
     except psycopg.Error as error:
@@ -191,6 +199,32 @@ def _copy_into_empty_table(conn: psycopg.Connection, table: Table, path: Path, h
             raise  # not the data: a lost connection, a timeout
         return None
     return sha256, rows
+
+
+def _rows_if_dates_are_iso(path: Path, width: int, dates: list[int]) -> int | None:
+    """The data rows of a file whose date cells are all blank or YYYY-MM-DD; None otherwise.
+
+    None too for anything this reading cannot vouch for (a row of another width, bytes that are
+    not UTF-8, a NUL): the staged path then reads the file and names the problem.
+    """
+    import re
+
+    iso = re.compile(ISO_DATE)
+    rows = 0
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            handle.readline()  # the header, already checked
+            for record in csv.reader(handle):
+                rows += 1
+                if len(record) != width:
+                    return None
+                for index in dates:
+                    cell = record[index].strip(" ")  # what btrim strips
+                    if cell and not iso.match(cell):
+                        return None
+    except (UnicodeDecodeError, csv.Error):
+        return None
+    return rows
 
 
 def _staged_merge(conn: psycopg.Connection, table: Table, path: Path, header_bytes: int,

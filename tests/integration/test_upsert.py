@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 
+import pytest
+
 from streamflow import upsert
 from streamflow.registry import TABLES, table
 from tests.helpers import live_hashes, load_month
@@ -20,30 +22,47 @@ def test_first_month_lands_every_row(conn, seeds):
 
 
 def test_first_load_copies_straight_in_where_the_result_is_the_same(conn, seeds):
-    """Empty tables that reference users and have no date column take the direct COPY; users is staged."""
+    """Every empty table takes the direct COPY of the real files; the same files again are staged."""
     first = load_month(conn, seeds, "month_000")
-    assert {name: r.method for name, r in first.items()} == {
-        t.name: "merge" if t.name == "users" else "copy" for t in TABLES}
+    assert {r.method for r in first.values()} == {"copy"}
     again = load_month(conn, seeds, "month_000")
     # The staged casts of the same files find nothing that differs from what the COPY stored.
     assert {(r.method, r.inserted, r.updated) for r in again.values()} == {("merge", 0, 0)}
 
 
-def test_a_padded_key_on_first_load_is_trimmed_as_the_staged_path_does(conn, seeds, tmp_path):
+@pytest.mark.parametrize("table_name", ["users", "labels"])
+def test_a_padded_key_on_first_load_is_trimmed_as_the_staged_path_does(conn, seeds, tmp_path, table_name):
+    """users has no foreign key to catch it (checked after the COPY); labels' foreign key does."""
     load_month(conn, seeds, "month_000")
-    conn.execute("TRUNCATE labels")
+    conn.execute(f"TRUNCATE {table_name} CASCADE")
     conn.commit()
-    lines = (seeds / "month_000" / "labels.csv").read_text().splitlines(keepends=True)
+    lines = (seeds / "month_000" / f"{table_name}.csv").read_text().splitlines(keepends=True)
     user = lines[3].split(",")[0]
     lines[3] = f"  {lines[3]}"
-    path = tmp_path / "labels.csv"
+    path = tmp_path / f"{table_name}.csv"
     path.write_text("".join(lines))
 
-    result = upsert.upsert_file(conn, table("labels"), path)
+    result = upsert.upsert_file(conn, table(table_name), path)
 
     assert (result.method, result.inserted) == ("merge", ROWS)
-    assert conn.execute("SELECT count(*) FROM labels WHERE user_id <> btrim(user_id)").fetchone()[0] == 0
-    assert conn.execute("SELECT count(*) FROM labels WHERE user_id = %s", (user,)).fetchone()[0] == 1
+    assert conn.execute(f"SELECT count(*) FROM {table_name} WHERE user_id <> btrim(user_id)").fetchone()[0] == 0
+    assert conn.execute(f"SELECT count(*) FROM {table_name} WHERE user_id = %s", (user,)).fetchone()[0] == 1
+
+
+@pytest.mark.parametrize("signup_date", ["2022-02-05", " 2022-02-05 ", ""])
+def test_a_users_file_with_iso_or_blank_dates_copies_straight_in(conn, seeds, tmp_path, signup_date):
+    lines = (seeds / "month_000" / "users.csv").read_text().splitlines(keepends=True)
+    fields = lines[5].split(",")
+    fields[1] = signup_date
+    lines[5] = ",".join(fields)
+    path = tmp_path / "users.csv"
+    path.write_text("".join(lines))
+
+    result = upsert.upsert_file(conn, table("users"), path)
+
+    assert (result.method, result.inserted) == ("copy", ROWS)
+    stored = conn.execute("SELECT signup_date::text FROM users WHERE user_id = %s", (fields[0],)).fetchone()[0]
+    assert stored == (signup_date.strip() or None)
 
 
 def test_blank_cells_are_null_never_true(conn, seeds):
