@@ -72,7 +72,7 @@ def ingest_month():
     @task
     @fail_fast
     def upsert(table_name: str, month: dict, run_id=None) -> dict:
-        """#### Stream one CSV into its live table (COPY → staging → INSERT ON CONFLICT), ledger row."""
+        """#### Stream one CSV into its live table (first load: COPY; then staging → MERGE), ledger row."""
         from streamflow.pipeline import load_table
 
         with warehouse_connection() as conn:

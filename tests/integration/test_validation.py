@@ -150,6 +150,21 @@ def test_missing_labels_row_fails_coverage(missing_label, url):
     assert not failed(validation.run_suite(url, TABLES_BY_NAME[USERS]))
 
 
+def test_a_labels_row_without_a_user_fails_the_same_coverage(loaded, url):
+    """The other side of the one full join. The foreign key forbids such a row, so it is made with
+    the foreign-key triggers off (replica role): what a restore or a hand edit could leave."""
+    orphan = "ORPHAN-0001"
+    with loaded.transaction():
+        loaded.execute("SET LOCAL session_replication_role = replica")
+        loaded.execute("INSERT INTO labels (user_id, churn_label) VALUES (%s, true)", (orphan,))
+    loaded.commit()
+
+    coverage, failure, _ = coverage_failure(url)
+
+    assert (failure.expectation, failure.unexpected_count) == (coverage, 1)
+    assert [s[KEY] for s in failure.samples] == [orphan]
+
+
 def test_missing_labels_row_failure_names_the_user(missing_label, url):
     _, failure, outcomes = coverage_failure(url)
 
