@@ -7,7 +7,10 @@
 -- as_of already stamped is immutable and only a first stamp writes.
 -- No time travel: once a later month is loaded, an as_of already stamped is frozen (this writes
 -- nothing) and one never stamped is refused (streamflow_may_stamp raises, in the first statement).
-SELECT streamflow_may_stamp(%(as_of)s::date, {{ params.snapshot_table_literal }});
+-- One stamp of a table at a time: a second one waits here, and its next statement (a new
+-- snapshot, READ COMMITTED) sees what the first one stamped instead of inserting it twice.
+SELECT pg_advisory_xact_lock(hashtext('streamflow_stamp:' || {{ params.snapshot_table_literal }})),
+       streamflow_may_stamp(%(as_of)s::date, {{ params.snapshot_table_literal }});
 -- One statement. A first stamp of as_of (the monthly case) is a plain INSERT ... SELECT; a
 -- re-stamp updates what differs, inserts what is missing and deletes users no longer live. The
 -- parts that do not apply are cut off by one-time filters before they read a row, and every part

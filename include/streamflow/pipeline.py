@@ -95,7 +95,7 @@ def _replay(conn: psycopg.Connection, source, path, month: dict) -> upsert.Upser
     return upsert.UpsertResult(
         table=source.name, file=str(path), sha256=loaded[0], rows=loaded[1], inserted=0, updated=0,
         unchanged=loaded[1], columns=tuple(columns),
-        absent_columns=tuple(c for c in source.column_names if c not in columns))
+        absent_columns=tuple(c for c in source.column_names if c not in columns), method="replay")
 
 
 def assert_loadable(conn: psycopg.Connection, as_of: str) -> None:

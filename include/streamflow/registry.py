@@ -153,5 +153,4 @@ def snapshot_sql_params(source: Table) -> dict[str, str]:
         "columns": joined(""),
         "live_columns": joined("live."),
         "snapshot_columns": joined("snapshot."),
-        "excluded_columns": joined("EXCLUDED."),
     }

@@ -59,7 +59,7 @@ class UpsertResult:
     unchanged: int
     columns: tuple[str, ...]
     absent_columns: tuple[str, ...]  # optional table columns the file did not carry (left as they were)
-    method: str = "merge"  # "copy": first load straight into the empty table; "merge": staged
+    method: str  # "copy": first load straight into the empty table; "merge": staged; "replay": nothing applied
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -173,6 +173,7 @@ def _copy_into_empty_table(conn: psycopg.Connection, table: Table, path: Path, h
     doubt rolls back to the savepoint and the staged path runs, so a bad file gets exactly the
     same diagnosis.
     """
+    import contextlib
     from concurrent.futures import ThreadPoolExecutor
 
     import psycopg
@@ -184,7 +185,8 @@ def _copy_into_empty_table(conn: psycopg.Connection, table: Table, path: Path, h
         target=target, names=names)
     dates = [index for index, name in enumerate(columns) if table.column(name).pg_type == "date"]
     try:
-        with ThreadPoolExecutor(max_workers=1) as side, conn.transaction():  # a savepoint
+        # The savepoint is what a refused COPY rolls back to, leaving the table as it was.
+        with ThreadPoolExecutor(max_workers=1) if dates else contextlib.nullcontext() as side, conn.transaction():
             iso_rows = side.submit(_rows_if_dates_are_iso, path, len(columns), dates) if dates else None
             sha256, rows = _stream_body(conn, path, header_bytes, copy)
             if rows == 0 or (iso_rows is not None and iso_rows.result() != rows):
@@ -205,7 +207,8 @@ def _rows_if_dates_are_iso(path: Path, width: int, dates: list[int]) -> int | No
     """The data rows of a file whose date cells are all blank or YYYY-MM-DD; None otherwise.
 
     None too for anything this reading cannot vouch for (a row of another width, bytes that are
-    not UTF-8, a NUL): the staged path then reads the file and names the problem.
+    not UTF-8, a NUL, a quote inside a field, where PostgreSQL's CSV and Python's part ways):
+    the staged path then reads the file and names the problem.
     """
     import re
 
@@ -213,14 +216,14 @@ def _rows_if_dates_are_iso(path: Path, width: int, dates: list[int]) -> int | No
     rows = 0
     try:
         with path.open(encoding="utf-8-sig", newline="") as handle:
-            handle.readline()  # the header, already checked
+            handle.readline()  # read_header has checked it; COPY starts after it too
             for record in csv.reader(handle):
                 rows += 1
-                if len(record) != width:
+                if len(record) != width or any('"' in cell for cell in record):
                     return None
                 for index in dates:
                     cell = record[index].strip(" ")  # what btrim strips
-                    if cell and not iso.match(cell):
+                    if cell and not iso.fullmatch(cell):  # not match: Python's $ also matches before a final newline
                         return None
     except (UnicodeDecodeError, csv.Error):
         return None

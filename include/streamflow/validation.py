@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 SUITES_FILE = Path(__file__).with_name("expectations.yml")
 SAMPLE_SIZE = 10
 QUERY_EXPECTATION = "unexpected_rows_expectation"
+COVERAGE_GAP = "gap"  # the column of the coverage query that says which side is missing
 
 
 class ValidationFailed(DataError):
@@ -75,7 +76,9 @@ def registry_expectations(table: Table) -> list[dict]:
             "type": QUERY_EXPECTATION,
             # One hash full join, both directions at once; not NOT IN, which is quadratic past work_mem.
             "kwargs": {"unexpected_rows_query":
-                       f"SELECT coalesce({USERS}.{KEY}, batch_rows.{KEY}) AS {KEY} "
+                       f"SELECT coalesce({USERS}.{KEY}, batch_rows.{KEY}) AS {KEY}, "
+                       f"CASE WHEN {USERS}.{KEY} IS NULL THEN 'a row without a user' "
+                       f"ELSE 'a user without a row' END AS {COVERAGE_GAP} "
                        f"FROM {USERS} FULL JOIN {{batch}} AS batch_rows ON batch_rows.{KEY} = {USERS}.{KEY} "
                        f"WHERE {USERS}.{KEY} IS NULL OR batch_rows.{KEY} IS NULL"},
             "description": f"every user has a {table.name} row and every row a user",
@@ -152,7 +155,7 @@ def _outcome(table: Table, spec: dict, item: dict) -> Outcome:
     unexpected = result.get("unexpected_count")
     if spec["type"] == QUERY_EXPECTATION:
         rows = (result.get("details") or {}).get("unexpected_rows") or []
-        samples = [{KEY: row.get(KEY), "value": None} for row in rows[:SAMPLE_SIZE]]
+        samples = [{KEY: row.get(KEY), "value": row.get(COVERAGE_GAP)} for row in rows[:SAMPLE_SIZE]]
         unexpected = result.get("observed_value")
     element_count = result.get("element_count")
     percent = result.get("unexpected_percent")

@@ -111,7 +111,7 @@ def test_tasks_and_order(ingest_month):
 def test_snapshot_tasks_bind_as_of(ingest_month):
     task = ingest_month.get_task("snapshot_labels")
     assert task.sql.startswith("-- Freeze one live table")  # sql/stamp_snapshot.sql, rendered at parse
-    assert "SELECT streamflow_may_stamp(%(as_of)s::date, 'labels_snapshots');" in task.sql
+    assert "streamflow_may_stamp(%(as_of)s::date, 'labels_snapshots');" in task.sql
     # No Jinja left for run time: a run's conf can override params, so none may reach the SQL.
     assert "{{" not in task.sql
     assert "{%" not in task.sql

@@ -289,3 +289,37 @@ def test_restamping_updates_inserts_and_drops_exactly_what_differs(conn, months,
     else:
         assert stamped[2:] == (0, 0, 0)
         assert snapshot_hashes(conn, as_of)["labels_snapshots"] == before
+
+
+def test_two_stamps_of_one_table_at_once_both_succeed(conn, months, warehouse):
+    """The second waits for the first (advisory lock), then finds its rows: no duplicate-key error."""
+    import threading
+
+    from tests.conftest import connect
+
+    run = month_from_name("month_000").as_dict()
+    for t in TABLES:
+        pipeline.load_table(conn, t.name, run, "test__month_000")
+    conn.commit()
+    labels = next(t for t in SNAPSHOTTED if t.name == "labels")
+    first, *rest = snapshots.render_stamp_sql(labels)
+    params = {"as_of": run["as_of"], "restamp": True}
+    conn.execute(first, params)  # the first stamp holds the lock, its rows not yet committed
+    inserted_by_first = conn.execute(rest[0], params).fetchone()[2]
+    second: dict = {}
+
+    def stamp_from_another_session():
+        with connect(warehouse) as other:
+            second.update(snapshots.stamp(other, run["as_of"], (labels,)))
+            other.commit()
+
+    waiting = threading.Thread(target=stamp_from_another_session)
+    waiting.start()
+    waiting.join(timeout=2)
+    assert waiting.is_alive()  # blocked on the first stamp's lock
+    conn.commit()
+    waiting.join(timeout=60)
+
+    assert inserted_by_first == ROWS
+    assert second["labels_snapshots"][2:] == (0, 0, 0)  # found the first stamp's rows: nothing to do
+    assert conn.execute("SELECT count(*) FROM labels_snapshots WHERE as_of = %s", (run["as_of"],)).fetchone() == (ROWS,)

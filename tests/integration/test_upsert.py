@@ -7,6 +7,7 @@ import csv
 import pytest
 
 from streamflow import upsert
+from streamflow.errors import ContractViolation
 from streamflow.registry import TABLES, table
 from tests.helpers import live_hashes, load_month
 
@@ -63,6 +64,33 @@ def test_a_users_file_with_iso_or_blank_dates_copies_straight_in(conn, seeds, tm
     assert (result.method, result.inserted) == ("copy", ROWS)
     stored = conn.execute("SELECT signup_date::text FROM users WHERE user_id = %s", (fields[0],)).fetchone()[0]
     assert stored == (signup_date.strip() or None)
+
+
+# Files where PostgreSQL's CSV reading finds a date that is not YYYY-MM-DD but Python's csv or re
+# would not: a newline inside a quoted date cell; quotes inside fields, which PostgreSQL reads as
+# quoting ("a"b,c"d" is one field for it, two for Python), so that PostgreSQL's signup_date is
+# "05/02/2022" where Python's is blank.
+USERS_HEADER = "user_id,signup_date,user_gender,user_is_senior,has_family,has_dependents"
+NOT_ISO_FOR_POSTGRESQL = {
+    "newline-in-quoted-date": (USERS_HEADER, 'NEW-0001,"2022-02-05\n",Female,False,True,False'),
+    "quotes-inside-fields": ("user_id,has_family,signup_date,user_gender,user_is_senior,has_dependents",
+                             'a"b,c"d,,05/02/2022,x"y,"p,t,t"ru"e'),
+}
+
+
+@pytest.mark.parametrize(("header", "line"), NOT_ISO_FOR_POSTGRESQL.values(), ids=NOT_ISO_FOR_POSTGRESQL.keys())
+def test_a_first_load_refuses_dates_only_postgresql_reads_as_dates(conn, tmp_path, header, line):
+    """The direct COPY's date scan must not be fooled: the staged path refuses, nothing is written."""
+    path = tmp_path / "users.csv"
+    path.write_text(f"{header}\n{line}\n")
+
+    with pytest.raises(ContractViolation) as caught:
+        upsert.upsert_file(conn, table("users"), path)
+
+    message = str(caught.value)
+    assert 'column "signup_date"' in message
+    assert "line 2" in message
+    assert conn.execute("SELECT count(*) FROM users").fetchone()[0] == 0
 
 
 def test_blank_cells_are_null_never_true(conn, seeds):

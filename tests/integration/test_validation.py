@@ -162,13 +162,13 @@ def test_a_labels_row_without_a_user_fails_the_same_coverage(loaded, url):
     coverage, failure, _ = coverage_failure(url)
 
     assert (failure.expectation, failure.unexpected_count) == (coverage, 1)
-    assert [s[KEY] for s in failure.samples] == [orphan]
+    assert failure.samples == [{KEY: orphan, "value": "a row without a user"}]
 
 
 def test_missing_labels_row_failure_names_the_user(missing_label, url):
     _, failure, outcomes = coverage_failure(url)
 
-    assert [s[KEY] for s in failure.samples] == [missing_label]
+    assert failure.samples == [{KEY: missing_label, "value": "a user without a row"}]
     with pytest.raises(ValidationFailed) as caught:
         validation.raise_if_failed(outcomes)
     assert missing_label in str(caught.value)
