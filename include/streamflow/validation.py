@@ -43,6 +43,7 @@ class Outcome:
     column: str | None
     kwargs: dict[str, Any]
     success: bool
+    # Counts and samples are computed for failures only (see run_suite); None on a pass.
     element_count: int | None = None
     unexpected_count: int | None = None
     unexpected_percent: float | None = None
