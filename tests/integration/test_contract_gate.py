@@ -511,3 +511,30 @@ def test_accepted_variants_load_identically(conn, seeds, tmp_path, rewrite, tabl
 
     assert (fresh.rows, fresh.inserted, fresh.updated) == (ROWS, ROWS, 0)
     assert table_hash(conn, table.name) == expected[table.name]
+
+
+# Where a lone \. line sits, and the line number the error must name (header = line 1).
+END_MARKERS = {
+    "first-data-line": (lambda lines: [lines[0], "\\.", *lines[1:]], 2),
+    "middle": (lambda lines: [*lines[:100], "\\.", *lines[100:]], 101),
+    "last-line-unterminated": (lambda lines: [*lines, "\\."], ROWS + 2),
+}
+
+
+@pytest.mark.parametrize("target", ["loaded", "empty"])
+@pytest.mark.parametrize("ending", ["\n", "\r\n"], ids=["lf", "crlf"])
+@pytest.mark.parametrize(("place", "line"), END_MARKERS.values(), ids=END_MARKERS.keys())
+def test_a_lone_end_of_data_marker_is_refused(loaded, seeds, tmp_path, target, ending, place, line):
+    """PostgreSQL before 18 would stop reading at it and drop the rest without an error."""
+    conn, table = loaded, TABLES_BY_NAME["labels"]
+    if target == "empty":
+        empty_target(conn, table)
+    lines = place((seeds / MONTH / table.file_name).read_text().splitlines())
+    data = ending.join(lines) + ("" if lines[-1] == "\\." else ending)
+    path = write_month_file(tmp_path, table, data.encode())
+    before = settled_hashes(conn)
+
+    with pytest.raises(ContractViolation, match=re.escape(f"line {line}: a line holding only \\. ")):
+        upsert.upsert_file(conn, table, path)
+
+    assert live_hashes(conn) == before
