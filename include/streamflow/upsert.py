@@ -211,7 +211,6 @@ def _rows_if_dates_are_iso(path: Path, width: int, dates: list[int]) -> int | No
     not UTF-8, a NUL, a quote inside a field, where PostgreSQL's CSV and Python's part ways):
     the staged path then reads the file and names the problem.
     """
-
     iso = re.compile(ISO_DATE)
     rows = 0
     try:
