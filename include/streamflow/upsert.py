@@ -181,15 +181,12 @@ def _copy_into_empty_table(conn: psycopg.Connection, table: Table, path: Path, h
     from psycopg import sql
 
     target, key = sql.Identifier(table.name), sql.Identifier(KEY)
-    names = sql.SQL(", ").join(map(sql.Identifier, columns))
-    copy = sql.SQL("COPY {target} ({names}) FROM STDIN (FORMAT csv, ENCODING 'UTF8', FORCE_NULL ({names}))").format(
-        target=target, names=names)
     dates = [index for index, name in enumerate(columns) if table.column(name).pg_type == "date"]
     try:
         # The savepoint is what a refused COPY rolls back to, leaving the table as it was.
         with ThreadPoolExecutor(max_workers=1) if dates else contextlib.nullcontext() as side, conn.transaction():
             iso_rows = side.submit(_rows_if_dates_are_iso, path, len(columns), dates) if dates else None
-            sha256, rows = _stream_body(conn, path, header_bytes, copy)
+            sha256, rows = _stream_body(conn, path, header_bytes, target, columns, force_null=True)
             if rows == 0 or (iso_rows is not None and iso_rows.result() != rows):
                 raise _NotEquivalent  # empty, a date not YYYY-MM-DD, or a file csv reads otherwise
             if not table.depends_on_users and conn.execute(sql.SQL(
@@ -239,10 +236,8 @@ def _staged_merge(conn: psycopg.Connection, table: Table, path: Path, header_byt
     conn.execute(sql.SQL(
         "CREATE TEMP TABLE {staging} (line_no bigint GENERATED ALWAYS AS IDENTITY, {columns}) ON COMMIT DROP"
     ).format(staging=staging, columns=sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(c)) for c in columns)))
-    copy = sql.SQL("COPY {staging} ({columns}) FROM STDIN (FORMAT csv, ENCODING 'UTF8')").format(
-        staging=staging, columns=sql.SQL(", ").join(map(sql.Identifier, columns)))
     try:
-        sha256, rows = _stream_body(conn, path, header_bytes, copy)
+        sha256, rows = _stream_body(conn, path, header_bytes, staging, columns)
     except psycopg.Error as error:
         raise ContractViolation(path, [_copy_problem(error, path, columns)]) from None
     if rows == 0:
@@ -273,12 +268,23 @@ LONE_END_MARKER = re.compile(rb"[\r\n]\\\.[\r\n]")
 LONE_END_MARKER_LAST_LINE = re.compile(rb"[\r\n]\\\.\Z")
 
 
-def _stream_body(conn: psycopg.Connection, path: Path, header_bytes: int, copy) -> tuple[str, int]:
-    """Stream everything after the header into `copy` (a COPY FROM STDIN); return the file's sha256 and rows.
+def _stream_body(conn: psycopg.Connection, path: Path, header_bytes: int, target, columns: list[str],
+                 force_null: bool = False) -> tuple[str, int]:
+    """`COPY target (columns) FROM STDIN` everything after the header; return the file's sha256 and rows.
+
+    Args:
+        target: a `psycopg.sql.Identifier` (the live table, or the staging table).
+        force_null: a blank cell is NULL even when quoted (what the staged casts' NULLIF does).
 
     Raises:
         ContractViolation: a line holding only `\\.` (LONE_END_MARKER), refused on every server.
     """
+    from psycopg import sql
+
+    names = sql.SQL(", ").join(map(sql.Identifier, columns))
+    copy = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv, ENCODING 'UTF8'{})").format(
+        target, names, sql.SQL(", FORCE_NULL ({})").format(names) if force_null else sql.SQL(""))
+
     def refuse(line: int) -> ContractViolation:
         return ContractViolation(path, [f"line {line}: a line holding only \\. (before PostgreSQL 18 it ends "
                                         "a CSV COPY: the rest of the file would be dropped)"])
