@@ -67,7 +67,6 @@ RESULT_PREFIX = "BENCH-RESULT "
 def phase_copy_floor(args: dict) -> dict:
     """Raw `COPY ... FROM STDIN (FORMAT csv)` of each file into its empty keyed table, serially."""
     import psycopg
-    from psycopg import sql
 
     from streamflow.registry import TABLES
 
@@ -76,14 +75,8 @@ def phase_copy_floor(args: dict) -> dict:
         started = time.perf_counter()
         for table in TABLES:
             t0 = time.perf_counter()
-            with conn.transaction(), conn.cursor() as cursor, (folder / table.file_name).open("rb") as handle:
-                columns = handle.readline().decode("utf-8").strip().split(",")
-                statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
-                    sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, columns)))
-                with cursor.copy(statement) as copy:
-                    while chunk := handle.read(1 << 20):
-                        copy.write(chunk)
-                rows = cursor.rowcount
+            with conn.transaction():
+                rows = _copy_file(conn, table.name, folder / table.file_name)
             per_table[table.name] = {"s": time.perf_counter() - t0, "rows": rows}
         total = time.perf_counter() - started
     return {"s": total, "rows": sum(t["rows"] for t in per_table.values()), "tables": per_table}
@@ -231,8 +224,8 @@ def phase_parse(args: dict) -> dict:
 VALIDATION_RETRY_WORK_MEM = "256MB"  # a validation rerun with more memory, when the first one failed
 
 
-def _copy_file(conn, target: str, path: Path) -> None:
-    """Raw `COPY target (header columns) FROM STDIN (FORMAT csv)` of the file's body."""
+def _copy_file(conn, target: str, path: Path) -> int:
+    """Raw `COPY target (header columns) FROM STDIN (FORMAT csv)` of the file's body; return the rows."""
     from psycopg import sql
 
     with conn.cursor() as cursor, path.open("rb") as handle:
@@ -241,6 +234,7 @@ def _copy_file(conn, target: str, path: Path) -> None:
                 sql.Identifier(target), sql.SQL(", ").join(map(sql.Identifier, columns)))) as stream:
             while chunk := handle.read(1 << 20):
                 stream.write(chunk)
+        return cursor.rowcount
 
 
 def _anatomy_of(conn, source, path: Path, superuser: bool) -> dict[str, float]:
