@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
+from typing import TYPE_CHECKING
+
 from streamflow.registry import TABLES
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+#: Data lines of a month's usage_agg_30d.csv that `copy_month_with_negative_watch_hours` breaks.
+BROKEN_ROWS = (10, 20, 30)
 
 
 def table_hash(conn, table_name: str) -> str:
@@ -23,3 +32,23 @@ def load_month(conn, seeds_dir, month: str) -> dict:
     from streamflow import upsert
 
     return {t.name: upsert.upsert_file(conn, t, seeds_dir / month / t.file_name) for t in TABLES}
+
+
+def copy_month_with_negative_watch_hours(source: Path, target: Path) -> list[str]:
+    """Copy the month folder `source` to `target` with watch_hours_30d negated on BROKEN_ROWS.
+
+    A month that passes the contract gate and fails one expectation (watch hours >= 0) for exactly
+    three users; returns their user_ids.
+    """
+    shutil.copytree(source, target)
+    usage = target / "usage_agg_30d.csv"
+    lines = usage.read_text(encoding="utf-8").splitlines(keepends=True)
+    assert lines[0].split(",")[1] == "watch_hours_30d"
+    broken = []
+    for index in BROKEN_ROWS:
+        fields = lines[index].split(",")
+        fields[1] = f"-{fields[1]}"
+        broken.append(fields[0])
+        lines[index] = ",".join(fields)
+    usage.write_text("".join(lines), encoding="utf-8")
+    return broken

@@ -32,7 +32,7 @@ from streamflow.local import airflow_stack, checks, pgserver
 from streamflow.local.airflow_stack import DAG_ID, Stack
 from streamflow.registry import SNAPSHOTTED, TABLES
 from tests.conftest import connect, drop_database
-from tests.helpers import live_hashes, table_hash
+from tests.helpers import copy_month_with_negative_watch_hours, live_hashes, table_hash
 from tests.integration.conftest import airflow_env
 
 if TYPE_CHECKING:
@@ -50,7 +50,6 @@ FEBRUARY_RUN = "scheduled__2024-03-01T00:00:00+00:00"
 TASKS_PER_RUN = 2 + 2 * len(TABLES) + len(SNAPSHOTTED)
 FINISHED = ("success", "failed")
 WAIT_S = 300
-BROKEN_ROWS = (10, 20, 30)  # data lines of month_002/usage_agg_30d.csv given negative watch hours
 
 
 @dataclasses.dataclass
@@ -72,18 +71,7 @@ def _seeds_with_a_bad_month(source: Path, target: Path) -> list[str]:
     """Copy month_000/month_001; month_002 = month_001 with watch_hours_30d negated for 3 users."""
     for month in ("month_000", "month_001"):
         shutil.copytree(source / month, target / month)
-    shutil.copytree(source / "month_001", target / "month_002")
-    usage = target / "month_002" / "usage_agg_30d.csv"
-    lines = usage.read_text(encoding="utf-8").splitlines(keepends=True)
-    assert lines[0].split(",")[1] == "watch_hours_30d"
-    broken = []
-    for index in BROKEN_ROWS:
-        fields = lines[index].split(",")
-        fields[1] = f"-{fields[1]}"
-        broken.append(fields[0])
-        lines[index] = ",".join(fields)
-    usage.write_text("".join(lines), encoding="utf-8")
-    return broken
+    return copy_month_with_negative_watch_hours(source / "month_001", target / "month_002")
 
 
 @pytest.fixture(scope="module")
