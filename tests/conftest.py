@@ -47,12 +47,28 @@ def pytest_configure(config):
         config.addinivalue_line("markers", f"{name}: {text}")
 
 
-def pytest_collection_modifyitems(items):
-    """Mark each test by its folder, so `-m unit` / `-m integration` select what they say."""
+def pytest_collection_modifyitems(config, items):
+    """Mark each test by its folder, so `-m unit` / `-m integration` select what they say.
+
+    The compose tests (ten minutes, root or a Docker engine) run only when `-m` names them
+    (`make compose-test`): a plain `pytest` or `-m "not airflow"` leaves them out, and says so.
+    """
     for item in items:
         folder = Path(item.fspath).relative_to(ROOT / "tests").parts[0]
         if folder in ("unit", "dags", "integration", "compose"):
             item.add_marker(folder)
+    if "compose" not in (config.option.markexpr or ""):
+        compose = [item for item in items if item.get_closest_marker("compose")]
+        if compose:
+            config.hook.pytest_deselected(items=compose)
+            items[:] = [item for item in items if not item.get_closest_marker("compose")]
+            config._streamflow_compose_left_out = len(compose)
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    left_out = getattr(config, "_streamflow_compose_left_out", 0)
+    if left_out:
+        terminalreporter.write_line(f"{left_out} compose tests left out: `make compose-test` runs them")
 
 
 @pytest.fixture(scope="session")

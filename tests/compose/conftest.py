@@ -46,8 +46,8 @@ def docker_host():
 
     if shutil.which("docker") is None:
         pytest.fail("no docker CLI on PATH: `make compose-test` installs Debian's docker.io")
-    if os.environ.get("DOCKER_HOST") and _engine_answers(dict(os.environ)):
-        yield os.environ["DOCKER_HOST"]
+    if _engine_answers(dict(os.environ)):  # DOCKER_HOST, or the default socket of a normal host
+        yield os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
         return
     dockerd = shutil.which("dockerd") or "/usr/sbin/dockerd"
     if os.geteuid() != 0 or not Path(dockerd).exists():
@@ -70,6 +70,8 @@ def docker_host():
             time.sleep(0.5)
         yield host
     finally:
+        # Images a rebuild left untagged would pile up in the kept data root.
+        subprocess.run(["docker", "image", "prune", "--force"], env=env, capture_output=True, check=False)
         process = psutil.Process(daemon.pid)
         process.terminate()
         try:
@@ -101,8 +103,12 @@ class Compose:
         self.name = f"sftest{uuid.uuid4().hex[:8]}"
         self.api_port = free_port()
         self.files = files
+        # The caller's shell must not reach the stack: a POSTGRES_* or COMPOSE_PROFILES exported there
+        # would win over .env (Compose gives the environment precedence) and change what is tested.
+        inherited = {name: value for name, value in os.environ.items()
+                     if not name.startswith(("AIRFLOW", "COMPOSE_", "DOCKER_", "POSTGRES_", "STREAMFLOW_"))}
         self.env = {
-            **os.environ, "DOCKER_HOST": docker_host, "COMPOSE_PROJECT_NAME": self.name,
+            **inherited, "DOCKER_HOST": docker_host, "COMPOSE_PROJECT_NAME": self.name,
             "COMPOSE_AIRFLOW_API_PORT": str(self.api_port),
             # BuildKit runs each RUN step on the default bridge, which the setup's engine does not
             # have (--bridge=none); the classic builder runs them without a network. Only the

