@@ -9,7 +9,7 @@ import logging
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
-from streamflow import months, settings, upsert, validation, validation_view
+from streamflow import months, settings, snapshots, upsert, validation, validation_view
 from streamflow.errors import DataError, MissingInput, OutOfOrderMonth
 from streamflow.registry import SNAPSHOTTED, TABLES, table
 from streamflow.snapshots import SNAPSHOT_POLICIES
@@ -144,6 +144,31 @@ def validate_table(conn: psycopg.Connection, sqlalchemy_url: str, table_name: st
     log.info("%s\nValidation view: %s", validation.summarise(outcomes), view)
     validation.raise_if_failed(outcomes)
     return {"table": table_name, "view": view, "outcomes": validation.outcomes_as_dicts(outcomes)}
+
+
+def stamp_snapshot(conn: psycopg.Connection, table_name: str, month: dict, run_id: str) -> dict:
+    """Stamp one table's snapshot at the month's as_of; return what its asset event carries.
+
+    `frozen` is true when a later month is loaded: the as_of was left as first stamped (a replay of
+    an older month) and nothing was written; the DAG then emits no asset event. `changed` says
+    whether this stamp wrote any row (a re-run of the latest month with the same files writes none).
+    """
+    from psycopg import sql
+
+    source = table(table_name)
+    restamp = (month.get("snapshot_policy") or SNAPSHOT_POLICIES[0]) == "restamp"
+    _, as_of, inserted, updated, dropped, frozen = snapshots.stamp(
+        conn, month["as_of"], (source,), restamp=restamp)[source.snapshot_table]
+    (rows,) = conn.execute(sql.SQL("SELECT count(*) FROM {} WHERE as_of = %s").format(
+        sql.Identifier(source.snapshot_table)), (as_of,)).fetchone()
+    extra = {"as_of": as_of, "month": month["month"], "snapshot_table": source.snapshot_table, "rows": rows,
+             "inserted": inserted, "updated": updated, "dropped": dropped,
+             "changed": bool(inserted or updated or dropped), "frozen": frozen,
+             "validation": validation_summary(conn, run_id)}
+    log.info("%s at as_of %s: %s", source.snapshot_table, as_of,
+             "frozen (a later month is loaded): nothing written" if frozen else
+             f"{rows} rows; {inserted} inserted, {updated} updated, {dropped} dropped")
+    return extra
 
 
 def validation_summary(conn: psycopg.Connection, run_id: str) -> dict:
