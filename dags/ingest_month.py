@@ -43,8 +43,9 @@ from streamflow_runtime import SNAPSHOT_ASSETS, announce, fail_fast, warehouse_c
         "month": Param(
             # The length too: JSON Schema's `$` also matches before a trailing newline.
             None, type=["null", "string"], pattern=months.MONTH_NAME_PATTERN, minLength=9, maxLength=9,
-            title="Month folder (month_NNN)",
-            description="Load this month instead of the one the data interval covers; empty for scheduled runs.",
+            title="Month folder (month_NNN)", examples=months.available(settings.seeds_dir()),
+            description="Load this month instead of the one the data interval covers (pick one of the folders "
+                        "present, or type a name); empty for scheduled runs.",
         ),
         "snapshot_policy": Param(
             "restamp", type="string", enum=list(SNAPSHOT_POLICIES), title="If this as_of is already stamped",

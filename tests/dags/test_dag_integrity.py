@@ -145,6 +145,21 @@ def test_asset_uris_pass_the_postgres_providers_normalisation():
         assert sanitize_uri(urlsplit(table.snapshot_asset_uri)).geturl() == table.snapshot_asset_uri
 
 
+def test_month_field_offers_the_month_folders_present(ingest_month):
+
+    assert ingest_month.params.get_param("month").schema["examples"] == ["month_000", "month_001"]
+
+
+def test_available_months_ignores_what_is_not_a_month_folder(tmp_path):
+    from streamflow import months
+
+    for name in ("month_002", "month_000", "month_1", "notes", "month_0010"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "month_003").write_text("a file, not a folder")
+    assert months.available(tmp_path) == ["month_000", "month_002"]
+    assert months.available(tmp_path / "missing") == []
+
+
 @pytest.mark.parametrize("month", ["month_000", "month_123", None])
 def test_month_param_accepts(ingest_month, month):
     from airflow.sdk.definitions.param import Param
