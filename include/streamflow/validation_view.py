@@ -68,7 +68,12 @@ def render(rows: list[dict[str, Any]], dag_id: str, run_id: str, task_id: str | 
     by_table: dict[str, list[dict]] = {}
     for row in rows if not (task_id and table_name is None) else []:
         by_table.setdefault(row["table_name"], []).append(row)
-    for name, results in by_table.items():
+    # Tables with a failure first, each listed on top when there are several.
+    ordered = sorted(by_table.items(), key=lambda item: all(r["success"] for r in item[1]))
+    if len(ordered) > 1:
+        body.append("<ul class='summary'>" + "".join(
+            f"<li><a href='#{_e(name)}'>{_e(name)}</a>: {_verdict(results)}</li>" for name, results in ordered) + "</ul>")
+    for name, results in ordered:
         body.append(_table_section(name, results))
     return (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
@@ -76,12 +81,15 @@ def render(rows: list[dict[str, Any]], dag_id: str, run_id: str, task_id: str | 
     )
 
 
+def _verdict(results: list[dict]) -> str:
+    failed = sum(not r["success"] for r in results)
+    return f"{len(results) - failed}/{len(results)} expectations passed{f', {failed} failed' if failed else ''}"
+
+
 def _table_section(name: str, results: list[dict]) -> str:
-    failed = [r for r in results if not r["success"]]
     first = results[0]
-    verdict = "failed" if failed else "passed"
-    summary = (f"<h2 class='{verdict}'>{_e(name)}: {len(results) - len(failed)}/{len(results)} expectations passed"
-               f"{f', {len(failed)} failed' if failed else ''}</h2>"
+    verdict = "passed" if all(r["success"] for r in results) else "failed"
+    summary = (f"<h2 id='{_e(name)}' class='{verdict}'>{_e(name)}: {_verdict(results)}</h2>"
                f"<p>{_e(first['month'])} (as_of {_e(first['as_of'])}), validated {first['validated_at']:%Y-%m-%d %H:%M:%S %Z}"
                "; every row checked inside PostgreSQL. Counts and samples are computed for failures only.</p>")
     header = ("<tr><th>result</th><th>expectation</th><th>column</th><th>bound</th><th>unexpected</th>"
@@ -124,8 +132,13 @@ def _e(value: Any) -> str:
 
 _STYLE = (
     "body{font-family:system-ui,sans-serif;margin:1rem;color:#222}h1{font-size:1.3rem}h2{font-size:1.1rem}"
-    "h2.failed{color:#b00020}h2.passed{color:#1b5e20}table{border-collapse:collapse;width:100%}"
-    "td,th{border:1px solid #ccc;padding:4px 6px;text-align:left;vertical-align:top;font-size:.9rem}"
+    "h2.failed{color:#b00020}h2.passed{color:#1b5e20}"
+    # Fixed layout: the page lives in the UI's iframe, every column (the reason last) must fit its width.
+    "table{border-collapse:collapse;width:100%;table-layout:fixed}"
+    "td,th{border:1px solid #ccc;padding:4px 6px;text-align:left;vertical-align:top;font-size:.9rem;"
+    "overflow-wrap:anywhere}"
+    "th:nth-child(1){width:4rem}th:nth-child(2){width:20%}th:nth-child(3){width:11%}th:nth-child(4){width:15%}"
+    "th:nth-child(5){width:9%}th:nth-child(6){width:18%}"
     "tr.fail{background:#fde7e9}tr.fail td:first-child{font-weight:bold;color:#b00020}"
-    "code{font-size:.85rem;word-break:break-all}.run{color:#555}.error{color:#b00020}"
+    "code{font-size:.85rem}.run{color:#555}.error{color:#b00020}"
 )
