@@ -222,6 +222,7 @@ def test_trigger_form_in_a_browser_offers_the_month_folders_and_runs_month_001(d
     from playwright.sync_api import expect
 
     before = {r["run_id"] for r in runs(deployment)}
+    training_before = runs(deployment, TRAINING_DAG_ID)
     page.goto(f"{deployment.url}/dags/{DAG_ID}")
     page.get_by_role("button", name="Trigger").first.click()
     dialog = page.get_by_role("dialog")
@@ -240,10 +241,15 @@ def test_trigger_form_in_a_browser_offers_the_month_folders_and_runs_month_001(d
     [run_id] = {r["run_id"] for r in runs(deployment)} - before
     run = wait_for_run(deployment, run_id)
     assert (run["run_type"], run["conf"]) == ("manual", {"month": "month_001", "snapshot_policy": "restamp"})
-    # An older month from the files it was loaded from: replayed, nothing applied, the run succeeds.
+    # February again, still the latest month, from the files it was loaded from: nothing applied, the
+    # run succeeds, and its snapshots are re-announced (changed: false): training_set rebuilds February.
     assert run["state"] == "success", failures(deployment, [run])
     assert deployment.warehouse.execute(
         "SELECT DISTINCT status FROM ingestion_ledger WHERE run_id = %s", (run_id,)).fetchall() == [("replayed",)]
+    assert {(extra["as_of"], extra["changed"]) for _, source, extra in asset_events(deployment)
+            if source == run_id} == {("2024-02-29", False)}
+    training_runs = wait_for_training_runs(deployment, len(training_before) + 1)
+    assert training_runs[-1]["state"] == "success", failures(deployment, training_runs, TRAINING_DAG_ID)
 
 
 def test_failed_validation_is_named_in_the_task_log_and_builds_no_training_set(deployment, failed_validation_run):
