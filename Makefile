@@ -33,7 +33,7 @@ test-pg16: venv
 ## docker-compose.yml up for real, then the celery scale-out (tests/compose). As root on Debian it installs
 ## and starts its own Docker engine and builds stand-ins for images it cannot pull (tools/standins/).
 compose-test: venv
-	@command -v dockerd >/dev/null && command -v debootstrap >/dev/null || { \
+	@docker version >/dev/null 2>&1 || { command -v dockerd >/dev/null && command -v debootstrap >/dev/null; } || { \
 	  test "$$(id -u)" = 0 || { echo "compose-test needs docker.io and debootstrap (apt-get, as root)"; exit 1; }; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker.io debootstrap; }
 	$(PY) -m pytest -m compose $(PYTEST_ARGS)

@@ -569,7 +569,7 @@ def run_dag_months(server: Server, data: Path, env: dict, **warehouse_parameters
     values = {"POSTGRES_HOST": warehouse.host, "POSTGRES_PORT": str(warehouse.port), "POSTGRES_USER": warehouse.user,
               "POSTGRES_PASSWORD": warehouse.password, "POSTGRES_DB": warehouse.database,
               "AIRFLOW_METADATA_DB": metadata.database, "STREAMFLOW_SEEDS_DIR": str(data),
-              "STREAMFLOW_REPORTS_DIR": str(server.workdir / "reports"), "AIRFLOW_API_PORT": str(pgserver.free_port())}
+              "AIRFLOW_API_PORT": str(pgserver.free_port())}
     airflow_env = airflow_environment(values, home)
     airflow = str(Path(sys.executable).parent / "airflow")
     out: dict = {}

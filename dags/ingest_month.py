@@ -10,24 +10,24 @@ tables, validates every row with Great Expectations, then freezes the snapshot t
   --max-active-runs 1`).
 * **Manual:** trigger with `{"month": "month_001"}`; `as_of` follows from the month.
 * **A failed validation** fails the run before any snapshot; the `validate.<table>` task log
-  lists each failed expectation with counts and sample user_ids.
+  lists each failed expectation with counts and sample user_ids, and links to the **Validation**
+  tab of the task instance (also on the DAG run), which shows every expectation of the run.
+* **Assets:** each `snapshot_<table>` updates its snapshot table's asset (`extra`: as_of, month,
+  rows, validation summary); `training_set` runs when all five are updated. A replay of an older
+  month skips them: frozen snapshots, no event.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
 from airflow.sdk import Param, dag, task, task_group
 from streamflow_timetable import MonthlyThrough
 
 from streamflow import months, settings
 from streamflow.registry import DEPENDENT_TABLES, SNAPSHOTTED, TABLES, USERS
-from streamflow.snapshots import SNAPSHOT_POLICIES, render_stamp_template
-from streamflow_runtime import fail_fast, warehouse_connection, warehouse_sqlalchemy_url
-
-AS_OF = "{{ ti.xcom_pull(task_ids='resolve_month')['as_of'] }}"
-RESTAMP = "{{ ti.xcom_pull(task_ids='resolve_month')['snapshot_policy'] == 'restamp' }}"
+from streamflow.snapshots import SNAPSHOT_POLICIES
+from streamflow_runtime import SNAPSHOT_ASSETS, announce, fail_fast, warehouse_connection, warehouse_sqlalchemy_url
 
 
 @dag(
@@ -43,8 +43,9 @@ RESTAMP = "{{ ti.xcom_pull(task_ids='resolve_month')['snapshot_policy'] == 'rest
         "month": Param(
             # The length too: JSON Schema's `$` also matches before a trailing newline.
             None, type=["null", "string"], pattern=months.MONTH_NAME_PATTERN, minLength=9, maxLength=9,
-            title="Month folder (month_NNN)",
-            description="Load this month instead of the one the data interval covers; empty for scheduled runs.",
+            title="Month folder (month_NNN)", examples=months.available(settings.seeds_dir()),
+            description="Load this month instead of the one the data interval covers (pick one of the folders "
+                        "present, or type a name); empty for scheduled runs.",
         ),
         "snapshot_policy": Param(
             "restamp", type="string", enum=list(SNAPSHOT_POLICIES), title="If this as_of is already stamped",
@@ -87,6 +88,14 @@ def ingest_month():
         with warehouse_connection() as conn:
             return validate_table(conn, warehouse_sqlalchemy_url(), table_name, month, run_id)
 
+    @task
+    def snapshot(table_name: str, month: dict, run_id=None, outlet_events=None) -> dict:
+        """#### Freeze one live table at as_of (sql/stamp_snapshot.sql); its asset event says what was stamped."""
+        from streamflow.pipeline import stamp_snapshot
+
+        with warehouse_connection() as conn:
+            return announce(outlet_events, table_name, stamp_snapshot(conn, table_name, month, run_id))
+
     @task_group(group_id="validate")
     def validate_all(month: dict):
         for table in TABLES:
@@ -96,13 +105,8 @@ def ingest_month():
     users = upsert.override(task_id=f"upsert_{USERS}")(USERS, month)
     dependents = [upsert.override(task_id=f"upsert_{t.name}")(t.name, month) for t in DEPENDENT_TABLES]
     validated = validate_all(month)
-    snapshots = [
-        SQLExecuteQueryOperator(
-            task_id=f"snapshot_{t.name}", conn_id=settings.WAREHOUSE_CONN_ID, sql=render_stamp_template(t),
-            parameters={"as_of": AS_OF, "restamp": RESTAMP}, split_statements=True,
-        )
-        for t in SNAPSHOTTED
-    ]
+    snapshots = [snapshot.override(task_id=f"snapshot_{t.name}", outlets=[SNAPSHOT_ASSETS[t.name]])(t.name, month)
+                 for t in SNAPSHOTTED]
     month >> ensure_schema() >> users >> dependents >> validated >> snapshots
 
 

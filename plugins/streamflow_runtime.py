@@ -4,6 +4,8 @@
   from the `streamflow_postgres` connection (never at parse time, never from code).
 * `fail_fast`: input errors (`streamflow.errors.DataError`) become `AirflowFailException`, so
   a bad file fails the task at once instead of burning retries meant for lost connections.
+* `SNAPSHOT_ASSETS` / `announce()`: the snapshot tables as Airflow assets (from the registry), and
+  the event a snapshot task emits, or a skip when it wrote nothing because its as_of is frozen.
 """
 
 from __future__ import annotations
@@ -12,12 +14,20 @@ import contextlib
 import functools
 from typing import TYPE_CHECKING
 
+from airflow.sdk import Asset
+
+from streamflow.registry import SNAPSHOTTED
 from streamflow.settings import WAREHOUSE_CONN_ID
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
     import psycopg
+
+#: One asset per snapshot table, by live table name: `snapshot_<table>` declares it as its outlet.
+SNAPSHOT_ASSETS: dict[str, Asset] = {
+    t.name: Asset(uri=t.snapshot_asset_uri, name=t.snapshot_table, group="streamflow_snapshots") for t in SNAPSHOTTED
+}
 
 
 def _hook():
@@ -56,3 +66,19 @@ def fail_fast(function: Callable) -> Callable:
             raise AirflowFailException(str(error)) from error
 
     return wrapper
+
+
+def announce(outlet_events, table_name: str, extra: dict) -> dict:
+    """Attach `extra` to the table's asset event; skip the task (no event) when the as_of is frozen.
+
+    A replay of an older month writes no snapshot row: without the skip, a successful task would
+    still emit an event and the training set of that month would be rebuilt for nothing.
+    """
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    if extra["frozen"]:
+        raise AirflowSkipException(
+            f"{extra['snapshot_table']} at as_of {extra['as_of']} is frozen (a later month is loaded): "
+            "nothing written, no asset event")
+    outlet_events[SNAPSHOT_ASSETS[table_name]].extra = extra
+    return extra

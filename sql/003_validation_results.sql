@@ -14,8 +14,19 @@ CREATE TABLE IF NOT EXISTS validation_results (
   unexpected_percent NUMERIC,
   samples JSONB NOT NULL DEFAULT '[]',
   error TEXT,
-  validated_at TIMESTAMPTZ NOT NULL DEFAULT now()
+  validated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+  expectation_type TEXT,
+  why TEXT
 );
+-- Added for the validation view (the GX type and the reason for the bound). Only when missing:
+-- ALTER TABLE takes an exclusive lock even when the column exists (see 004).
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM information_schema.columns
+                 WHERE table_schema = current_schema() AND table_name = 'validation_results'
+                   AND column_name = 'why') THEN
+    ALTER TABLE validation_results ADD COLUMN IF NOT EXISTS expectation_type TEXT, ADD COLUMN IF NOT EXISTS why TEXT;
+  END IF;
+END $$;
 -- Created only when missing: setup must not lock an existing table (see 004).
 DO $$ BEGIN
   IF to_regclass('validation_results_run') IS NULL THEN

@@ -54,4 +54,6 @@ SELECT {{ params.snapshot_table_literal }} AS snapshot_table,
        %(as_of)s::date::text AS as_of,
        (SELECT count(*) FROM first_stamp) + (SELECT count(*) FROM restamp_inserted) AS inserted,
        (SELECT count(*) FROM restamp_updated) AS updated,
-       (SELECT count(*) FROM restamp_dropped) AS dropped;
+       (SELECT count(*) FROM restamp_dropped) AS dropped,
+       -- A later month is loaded: this as_of is frozen and the statement wrote nothing (a replay).
+       NOT (SELECT may_write FROM state) AS frozen;

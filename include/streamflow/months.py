@@ -10,6 +10,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 FIRST_MONTH = date(2024, 1, 1)  # the month month_000 covers
 MONTH_NAME_PATTERN = r"^month_\d{3}$"
@@ -90,3 +94,13 @@ def resolve_month(month_param: str | None, data_interval_end: datetime | date | 
     if data_interval_end is None:
         raise ValueError("this run has no data interval: trigger it with the month param (month_NNN)")
     return month_from_interval_end(data_interval_end)
+
+
+def available(seeds_dir: Path) -> list[str]:
+    """The `month_NNN` folders under `seeds_dir`, in order (none if it does not exist).
+
+    Read when the DAG is parsed, to offer them in the trigger form: one directory listing.
+    """
+    if not seeds_dir.is_dir():
+        return []
+    return sorted(entry.name for entry in seeds_dir.iterdir() if _MONTH_NAME.fullmatch(entry.name) and entry.is_dir())

@@ -9,7 +9,7 @@ import logging
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
-from streamflow import months, settings, upsert, validation
+from streamflow import months, settings, snapshots, upsert, validation, validation_view
 from streamflow.errors import DataError, MissingInput, OutOfOrderMonth
 from streamflow.registry import SNAPSHOTTED, TABLES, table
 from streamflow.snapshots import SNAPSHOT_POLICIES
@@ -130,14 +130,52 @@ def _write_ledger(conn: psycopg.Connection, entry: dict) -> None:
     log.info("ledger: %s", {k: v for k, v in values.items() if k not in ("started_at",)})
 
 
-def validate_table(conn: psycopg.Connection, sqlalchemy_url: str, table_name: str, month: dict, run_id: str) -> dict:
-    """Run one table's suite, keep and log the outcome, fail on any failed expectation."""
+def validate_table(conn: psycopg.Connection, sqlalchemy_url: str, table_name: str, month: dict, run_id: str,
+                   dag_id: str = "ingest_month") -> dict:
+    """Run one table's suite, keep and log the outcome, fail on any failed expectation.
+
+    The log ends with a link to the validation view (served from `validation_results` by the
+    API server), so whoever reads the log can open the same outcome in the UI.
+    """
     outcomes = validation.run_suite(sqlalchemy_url, table(table_name))
     run = {"run_id": run_id, "month": month["month"], "as_of": month["as_of"]}
     validation.record_outcomes(conn, run, outcomes)
-    safe_run_id = "".join(c if c.isalnum() or c in "-_." else "_" for c in run_id)
-    report = validation.write_html_report(
-        settings.reports_dir() / "validation" / safe_run_id / f"{table_name}.html", run, outcomes)
-    log.info("%s\nHTML report: %s", validation.summarise(outcomes), report)
+    view = settings.ui_url() + validation_view.view_path(dag_id, run_id, f"{validation_view.VALIDATE_TASK_PREFIX}{table_name}")
+    log.info("%s\nValidation view: %s", validation.summarise(outcomes), view)
     validation.raise_if_failed(outcomes)
-    return {"table": table_name, "report": str(report), "outcomes": validation.outcomes_as_dicts(outcomes)}
+    return {"table": table_name, "view": view, "outcomes": validation.outcomes_as_dicts(outcomes)}
+
+
+def stamp_snapshot(conn: psycopg.Connection, table_name: str, month: dict, run_id: str) -> dict:
+    """Stamp one table's snapshot at the month's as_of; return what its asset event carries.
+
+    `frozen` is true when a later month is loaded: the as_of was left as first stamped (a replay of
+    an older month) and nothing was written; the DAG then emits no asset event. `changed` says
+    whether this stamp wrote any row (a re-run of the latest month with the same files writes none).
+    """
+    from psycopg import sql
+
+    source = table(table_name)
+    restamp = (month.get("snapshot_policy") or SNAPSHOT_POLICIES[0]) == "restamp"
+    _, as_of, inserted, updated, dropped, frozen = snapshots.stamp(
+        conn, month["as_of"], (source,), restamp=restamp)[source.snapshot_table]
+    (rows,) = conn.execute(sql.SQL("SELECT count(*) FROM {} WHERE as_of = %s").format(
+        sql.Identifier(source.snapshot_table)), (as_of,)).fetchone()
+    extra = {"as_of": as_of, "month": month["month"], "snapshot_table": source.snapshot_table, "rows": rows,
+             "inserted": inserted, "updated": updated, "dropped": dropped,
+             "changed": bool(inserted or updated or dropped), "frozen": frozen,
+             "validation": validation_summary(conn, run_id)}
+    log.info("%s at as_of %s: %s", source.snapshot_table, as_of,
+             "frozen (a later month is loaded): nothing written" if frozen else
+             f"{rows} rows; {inserted} inserted, {updated} updated, {dropped} dropped")
+    return extra
+
+
+def validation_summary(conn: psycopg.Connection, run_id: str) -> dict:
+    """The run's validation as counts: the latest outcome of each table (a cleared task validates again)."""
+    tables, expectations, passed = conn.execute(
+        "SELECT count(DISTINCT table_name), count(*), count(*) FILTER (WHERE success) FROM validation_results AS v"
+        " WHERE run_id = %s AND validated_at = (SELECT max(validated_at) FROM validation_results AS w"
+        "                                       WHERE w.run_id = v.run_id AND w.table_name = v.table_name)",
+        (run_id,)).fetchone()
+    return {"tables": tables, "expectations": expectations, "passed": passed, "failed": expectations - passed}

@@ -11,6 +11,12 @@ from dataclasses import dataclass
 
 KEY = "user_id"
 
+#: Airflow asset URIs of the snapshot tables, in the postgres provider's form
+#: (`postgres://host:port/database/schema/table`). The authority is a logical name, the compose
+#: service of the warehouse, not read from the connection: DAG files are parsed without access to
+#: connections, and an asset's identity must not change when the server moves or a port differs.
+WAREHOUSE_ASSET_PREFIX = "postgres://warehouse:5432/streamflow/public/"
+
 
 @dataclass(frozen=True)
 class Column:
@@ -45,6 +51,13 @@ class Table:
     @property
     def depends_on_users(self) -> bool:
         return self.name != USERS
+
+    @property
+    def snapshot_asset_uri(self) -> str:
+        """The Airflow asset URI of the snapshot table (what its snapshot task declares as outlet)."""
+        if not self.snapshot_table:
+            raise ValueError(f"table {self.name} has no snapshot table")
+        return WAREHOUSE_ASSET_PREFIX + self.snapshot_table
 
     def column(self, name: str) -> Column:
         return next(column for column in self.columns if column.name == name)

@@ -27,10 +27,9 @@ def max_file_bytes() -> int:
     return int(os.environ.get("STREAMFLOW_MAX_FILE_BYTES") or DEFAULT_MAX_FILE_BYTES)
 
 
-def reports_dir() -> Path:
-    """Where validation HTML reports are written (`STREAMFLOW_REPORTS_DIR`, default `reports/`)."""
-    configured = Path(os.environ.get("STREAMFLOW_REPORTS_DIR") or "reports")
-    return configured if configured.is_absolute() else PROJECT_ROOT / configured
+def ui_url() -> str:
+    """Where people open the Airflow UI (`STREAMFLOW_UI_URL`): task logs link to views under it."""
+    return (os.environ.get("STREAMFLOW_UI_URL") or "http://localhost:8080").rstrip("/")
 
 
 def last_scheduled_month() -> str | None:

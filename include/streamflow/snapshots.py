@@ -1,4 +1,8 @@
-"""The snapshot SQL outside Airflow: `sql/stamp_snapshot.sql` rendered as the DAG renders it."""
+"""The snapshot SQL: `sql/stamp_snapshot.sql` rendered from the registry and run.
+
+One path for the DAG's `snapshot_<table>` tasks (through `pipeline.stamp_snapshot`), the tests
+and the bench.
+"""
 
 from __future__ import annotations
 
@@ -20,9 +24,9 @@ SNAPSHOT_POLICIES = ("restamp", "immutable")
 def render_stamp_template(table: Table) -> str:
     """`stamp_snapshot.sql` for one table, its identifier fragments filled in from the registry.
 
-    Rendered here, when the DAG is parsed, rather than by Airflow at run time: Airflow lets a
-    run's conf override `params`, so fragments left to run-time Jinja could be replaced by a
-    trigger. What is left to bind at run time is values only (`%(as_of)s`, `%(restamp)s`).
+    Rendered here, never by Airflow's templating: Airflow lets a run's conf override `params`, so
+    fragments left to its Jinja could be replaced by a trigger. What is left to bind is values
+    only (`%(as_of)s`, `%(restamp)s`).
     """
     import jinja2
 

@@ -8,7 +8,6 @@ datasource, so every row is checked by the database; no sample is pulled into Py
 
 from __future__ import annotations
 
-import html
 import json
 import logging
 from dataclasses import asdict, dataclass, field
@@ -50,6 +49,7 @@ class Outcome:
     samples: list[dict[str, Any]] = field(default_factory=list)  # [{"user_id": ..., "value": ...}]
     why: str = ""
     error: str | None = None
+    expectation_type: str = ""  # the GX expectation (`expectation` may be a description instead)
 
 
 @cache
@@ -119,7 +119,9 @@ def run_suite(sqlalchemy_url: str, table: Table) -> list[Outcome]:
             spec = specs[index]
             config = ExpectationConfiguration(type=spec["type"], kwargs=dict(spec["kwargs"]),
                                               description=spec.get("description"),
-                                              meta={"why": spec.get("why", ""), "spec_index": index})
+                                              # `notes`: where GX's own renderers (Data Docs) show a reason.
+                                              meta={"why": spec.get("why", ""), "notes": spec.get("why", ""),
+                                                    "spec_index": index})
             suite.add_expectation(config.to_domain_obj())
         result = batch.validate(suite, result_format={
             **result_format, "partial_unexpected_count": SAMPLE_SIZE,
@@ -165,7 +167,7 @@ def _outcome(table: Table, spec: dict, item: dict) -> Outcome:
         kwargs={k: v for k, v in spec["kwargs"].items() if k != "column"}, success=bool(item.get("success")),
         element_count=element_count, unexpected_count=unexpected,
         unexpected_percent=round(percent, 4) if percent is not None else None,
-        samples=_jsonable(samples), why=spec.get("why", ""), error=error,
+        samples=_jsonable(samples), why=spec.get("why", ""), error=error, expectation_type=spec["type"],
     )
 
 
@@ -205,34 +207,13 @@ def record_outcomes(conn: psycopg.Connection, run: dict[str, str], outcomes: lis
     with conn.transaction(), conn.cursor() as cursor:
         cursor.executemany(
             "INSERT INTO validation_results (run_id, month, as_of, table_name, expectation, column_name, kwargs,"
-            " success, element_count, unexpected_count, unexpected_percent, samples, error)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s::jsonb, %s)",
+            " success, element_count, unexpected_count, unexpected_percent, samples, error, expectation_type, why)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s::jsonb, %s, %s, %s)",
             [(run["run_id"], run["month"], run["as_of"], o.table, o.expectation, o.column,
               json.dumps(o.kwargs, default=str), o.success, o.element_count, o.unexpected_count,
-              o.unexpected_percent, json.dumps(o.samples, default=str), o.error) for o in outcomes],
+              o.unexpected_percent, json.dumps(o.samples, default=str), o.error, o.expectation_type, o.why)
+             for o in outcomes],
         )
-
-
-def write_html_report(path: Path, run: dict[str, str], outcomes: list[Outcome]) -> Path:
-    """A self-contained HTML page of one table's validation (for people, not machines)."""
-    rows = "\n".join(
-        "<tr class='{cls}'><td>{ok}</td><td>{exp}</td><td>{col}</td><td><code>{kw}</code></td><td>{cnt}</td>"
-        "<td>{pct}</td><td>{samples}</td><td>{why}</td></tr>".format(
-            cls="pass" if o.success else "fail", ok="pass" if o.success else "FAIL", exp=html.escape(o.expectation),
-            col=html.escape(o.column or ""), kw=html.escape(json.dumps(o.kwargs, default=str)),
-            cnt="" if o.unexpected_count is None else o.unexpected_count,
-            pct="" if o.unexpected_percent is None else f"{o.unexpected_percent:.2f}%",
-            samples=html.escape(", ".join(str(s.get(KEY)) for s in o.samples)), why=html.escape(o.why))
-        for o in outcomes)
-    title = html.escape(f"{outcomes[0].table if outcomes else ''} validation, {run['month']} (as_of {run['as_of']})")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
-        f"<!doctype html><meta charset='utf-8'><title>{title}</title>"
-        "<style>body{font-family:sans-serif}td,th{border:1px solid #ccc;padding:4px}.fail{background:#fdd}</style>"
-        f"<h1>{title}</h1><p>run {html.escape(run['run_id'])}</p><table><tr><th>result</th><th>expectation</th>"
-        f"<th>column</th><th>kwargs</th><th>unexpected</th><th>%</th><th>sample user_ids</th><th>why</th></tr>{rows}</table>",
-        encoding="utf-8")
-    return path
 
 
 def outcomes_as_dicts(outcomes: list[Outcome]) -> list[dict]:

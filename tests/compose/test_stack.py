@@ -8,15 +8,16 @@ negative watch hours for three users). The tests build on each other's state, in
    course's checks, read through `docker compose exec warehouse psql`;
 3. a REST trigger with a bad `month` gets 400; `month_002` fails `validate.usage_agg_30d`, and the
    failed block is readable through the API's task-log endpoint, while the task runs and after;
-4. its validation report is on the host, and still there (and the log still served) after
-   `docker compose up --force-recreate`;
+4. the Validation view the failed log links to opens from the host (API server, warehouse), and
+   still does (and the log is still served) after `docker compose up --force-recreate`;
 5. with docker-compose.celery.yml: Redis, CeleryExecutor, two workers; `month_002` with its file
-   fixed runs again, and its tasks ran on both workers;
+   fixed runs again, its tasks ran on both workers, their logs and validations readable;
 6. `docker compose down -v` leaves no container and no volume of the project.
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from typing import TYPE_CHECKING, Any
@@ -39,7 +40,6 @@ ROWS = 7043
 CHURNERS = {"2024-01-31": 1869, "2024-02-29": 1701}
 PLAN_STREAM_TV_NULLS = 1526
 FINISHED = ("success", "failed")
-AIRFLOW_UID = 50000  # the compose files' default `user:`; the test leaves AIRFLOW_UID unset
 WAIT_S = 600
 FAILED_BLOCK = "FAILED usage_agg_30d.watch_hours_30d: expect_column_values_to_be_between"
 # What the API server writes into a log instead of the running task's lines when the log server refuses it
@@ -195,18 +195,28 @@ def test_failed_expectation_is_in_the_task_log_while_running_and_after(stack, ap
         + "\n".join(line for line in log.splitlines() if "usage_agg_30d" in line)[:1500])
 
 
-def test_validation_report_is_on_the_host_and_survives_force_recreate(stack, api, project):
-    root, broken_users = project
+def test_validation_view_opens_from_the_host_and_survives_force_recreate(stack, api, project):
+    _, broken_users = project
     (failed_run,) = [r for r in _runs(api) if r["conf"] == {"month": "month_002"}]
-    reports = _failed_usage_reports(root, broken_users)
-    assert len(reports) == 1, f"want the one usage_agg_30d report naming {broken_users} under {root / 'reports'}"
-    assert reports[0].stat().st_uid == AIRFLOW_UID  # written by the task, in its container, as the airflow user
-    before = {path: path.read_bytes() for path in reports}
+    log = _log(api, failed_run["dag_run_id"], "validate.usage_agg_30d")
+    (link,) = set(re.findall(r"Validation view: (\S+)", log))
+    assert link.startswith(f"http://127.0.0.1:{stack.api_port}/streamflow/validation/"), link
+
+    def failing_rows() -> list[str]:
+        import httpx
+
+        page = httpx.get(link, timeout=60, trust_env=False)  # the link as a person clicks it in the log
+        assert page.status_code == 200, page.text[:2000]
+        return [row for row in re.findall(r"<tr class='fail'>.*?</tr>", page.text) if "watch_hours_30d" in row]
+
+    before = failing_rows()
+    assert len(before) == 1, before
+    assert all(user in before[0] for user in broken_users), before
 
     stack("up", "--detach", "--force-recreate", "--wait", "--wait-timeout", str(WAIT_S))
 
-    assert {path: path.read_bytes() for path in _failed_usage_reports(root, broken_users)} == before
-    # The task logs live on a volume too: the recreated API server still serves the failed block.
+    assert failing_rows() == before  # read from the warehouse, whichever container wrote it
+    # The task logs live on a volume: the recreated API server still serves the failed block.
     assert FAILED_BLOCK in _log(api, failed_run["dag_run_id"], "validate.usage_agg_30d")
 
 
@@ -232,8 +242,11 @@ def test_celery_workers_share_a_month_and_its_logs(stack, api, project, warehous
             logs_while_running += [_log(api, run_id, ti["task_id"]) for ti in running]
             time.sleep(0.5)
         assert _run(api, run_id)["state"] == "success", _failed_task_logs(api, run_id)
-        # Validation reports written by the workers land in the host's reports/ too.
-        assert {table.name for table in TABLES} <= _reports_naming(root, run_id)
+        # The validations the workers ran are in the run's Validation view: every table, all passed.
+        page = api.get(f"/streamflow/validation/{DAG_ID}/{quote(run_id, safe='')}", headers={"Accept": "text/html"})
+        assert page.status_code == 200, page.text[:2000]
+        verdicts = dict(re.findall(r"<h2 id='(\w+)' class='(\w+)'>", page.text))
+        assert verdicts == {table.name: "passed" for table in TABLES}, verdicts
         for ti in _task_instances(api, run_id):
             assert ti["hostname"] in workers, f"{ti['task_id']} ran on {ti['hostname']}, not a worker {workers}"
             ran_on.setdefault(ti["hostname"], []).append((run_id, ti["task_id"]))
@@ -315,15 +328,3 @@ def _log(api: httpx.Client, run_id: str, task_id: str, try_number: int = 1) -> s
         if isinstance(record, dict):
             texts.extend(str(detail.get("exc_value", "")) for detail in record.get("error_detail") or [])
     return "\n".join(texts)
-
-
-def _reports_naming(root, run_id: str) -> set[str]:
-    """Tables whose validation report on the host (reports/validation/<run>/<table>.html) names run_id."""
-    return {path.stem for path in (root / "reports" / "validation").glob("*/*.html")
-            if run_id in path.read_text(encoding="utf-8")}
-
-
-def _failed_usage_reports(root, broken_users: list[str]) -> list:
-    """The usage_agg_30d reports on the host (reports/validation/<run>/) that name every broken user."""
-    return sorted(path for path in (root / "reports" / "validation").glob("*/usage_agg_30d.html")
-                  if all(user in path.read_text(encoding="utf-8") for user in broken_users))

@@ -70,8 +70,6 @@ AIRFLOW_COMMANDS = {
 }
 # Host folder -> where the Airflow containers must see it (PROJECT_ROOT = /opt/airflow), read-only.
 AIRFLOW_MOUNTS = {name: f"/opt/airflow/{name}" for name in ("dags", "plugins", "include", "sql", "data")}
-# Host folders the stack writes to; gitignored, so Docker creates them on the first `up`.
-CREATED_AT_RUNTIME = {"reports"}
 # The official image's `airflow` user; any uid works with group 0.
 AIRFLOW_USER = "${AIRFLOW_UID:-50000}:0"
 # The official docker-compose.yaml gives the API server 30 s + 5 retries x 30 s before it is unhealthy.
@@ -378,24 +376,21 @@ def check_checkout_mounts_read_only(stack: Stack) -> None:
             assert by_source.get(folder) == (target, "ro"), f"{name}: ./{folder} must be mounted at {target}:ro"
 
 
-def check_reports_reach_the_host(stack: Stack) -> None:
-    """Validation reports go to ./reports on the host, writable by the containers' user."""
+def check_users_and_ui_link(stack: Stack) -> None:
+    """The services run as the official image's user (group 0), airflow-init as root; the Validation
+    links the task logs print point at this stack's published UI, not at `make airflow`'s port."""
+    api_port = interpolate(str(stack.services["airflow-apiserver"]["ports"][0]), stack.dotenv).rsplit(":", 2)[1]
     for name, service in stack.airflow_services().items():
-        env = service["environment"]
-        reports_dir = env.get("STREAMFLOW_REPORTS_DIR")
-        assert reports_dir, f"{name}: set STREAMFLOW_REPORTS_DIR, the reports mount depends on the path"
-        assert PurePosixPath(reports_dir).is_absolute(), reports_dir
-        by_source = {str(PurePosixPath(source)): (target, mode) for source, target, mode in mounts(service)}
-        assert by_source.get("reports") == (reports_dir, "rw"), f"{name}: ./reports must be mounted read-write at {reports_dir}"
         expected_user = "0:0" if name == "airflow-init" else AIRFLOW_USER
         assert str(service.get("user")) == expected_user, f"{name}: user must be {expected_user}"
+        ui_url = interpolate(service["environment"].get("STREAMFLOW_UI_URL", ""), stack.dotenv)
+        assert ui_url == f"http://127.0.0.1:{api_port}", f"{name}: STREAMFLOW_UI_URL={ui_url!r}, the UI is on {api_port}"
 
 
-def run_airflow_init(stack: Stack, workdir: Path, *, uid: str = "4242", reports_owner: int | None = None):
-    """Run airflow-init's `bash -c` script as Compose would hand it over, with chown/chgrp/airflow stubbed.
+def run_airflow_init(stack: Stack, workdir: Path, *, uid: str = "4242"):
+    """Run airflow-init's `bash -c` script as Compose would hand it over, with chown/airflow stubbed.
 
-    Returns (result, calls, reports dir, logs dir). `reports_owner`: pre-create ./reports owned by
-    that uid (the current user's unless running as root); None: the script finds no folder.
+    Returns (result, calls, logs dir).
     """
     bash = shutil.which("bash")
     if bash is None:
@@ -407,41 +402,20 @@ def run_airflow_init(stack: Stack, workdir: Path, *, uid: str = "4242", reports_
     script = interpolate(command[2], {"AIRFLOW_UID": uid})
     logs = [target for source, target, _mode in mounts(service) if source == "airflow-logs"]
     assert logs, "airflow-init must mount the airflow-logs volume"
-    reports = workdir / "reports"
-    if reports_owner is not None:
-        reports.mkdir()
-        if os.geteuid() == 0:
-            os.chown(reports, reports_owner, -1)
-    write_stubs(workdir / "bin", ["chown", "chgrp", "airflow"])
+    write_stubs(workdir / "bin", ["chown", "airflow"])
     calls = workdir / "calls"
-    env = {
-        "PATH": f"{workdir / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
-        "STUB_CALLS": str(calls),
-        "STREAMFLOW_REPORTS_DIR": str(reports),
-    }
+    env = {"PATH": f"{workdir / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}", "STUB_CALLS": str(calls)}
     result = subprocess.run([bash, "-c", script], env=env, capture_output=True, text=True, timeout=30, check=False)
-    return result, read_stub_calls(calls), reports, logs[0]
+    return result, read_stub_calls(calls), logs[0]
 
 
-def check_airflow_init_prepares_reports(stack: Stack) -> None:
-    """airflow-init creates ./reports/validation, makes it writable by group 0, owns a root-created
-    folder to AIRFLOW_UID, chowns the logs volume, and ends with `airflow db migrate`."""
+def check_airflow_init_prepares_logs(stack: Stack) -> None:
+    """airflow-init hands the logs volume to AIRFLOW_UID:0, then ends with `airflow db migrate`."""
     with tempfile.TemporaryDirectory() as scratch:
-        result, calls, reports, logs = run_airflow_init(stack, Path(scratch))
+        result, calls, logs = run_airflow_init(stack, Path(scratch))
         assert result.returncode == 0, result.stderr
-        for folder in (reports, reports / "validation"):
-            assert folder.is_dir(), f"airflow-init must create {folder.name}"
-            assert folder.stat().st_mode & 0o070 == 0o070, f"{folder} must be group-writable (containers run with gid 0)"
-            assert any(call[:2] == ["chgrp", "0"] and str(folder) in call[2:] for call in calls), (
-                f"airflow-init must give {folder} to group 0: {calls}")
-            if os.geteuid() == 0:  # created by root, as Docker creates a missing bind source
-                assert any(call[0] == "chown" and call[1].split(":")[0] == "4242" and str(folder) in call for call in calls), calls
         assert ["chown", "-R", "4242:0", logs] in calls, calls
         assert calls[-1] == ["airflow", "db", "migrate"], f"airflow-init must end with `airflow db migrate`: {calls}"
-    with tempfile.TemporaryDirectory() as scratch:  # an existing ./reports keeps its host owner
-        result, calls, reports, _logs = run_airflow_init(stack, Path(scratch), reports_owner=1234)
-        assert result.returncode == 0, result.stderr
-        assert not any(call[0] == "chown" and str(reports) in call for call in calls), calls
 
 
 def check_shared_api_secret_key(stack: Stack) -> None:
@@ -659,8 +633,8 @@ CHECKS: list[Callable[[Stack], None]] = [
     check_schema,
     check_airflow_options_exist,
     check_checkout_mounts_read_only,
-    check_reports_reach_the_host,
-    check_airflow_init_prepares_reports,
+    check_users_and_ui_link,
+    check_airflow_init_prepares_logs,
     check_shared_api_secret_key,
     check_healthchecks,
     check_metadata_credentials,
@@ -714,17 +688,12 @@ MUTATIONS: dict[str, tuple[Callable[[Stack], None], Callable[[Stack], None]]] = 
     # read-only checkout
     "data/ mounted read-write": (check_checkout_mounts_read_only, lambda s: _replace_volume(s.services["airflow-scheduler"], "./data:/opt/airflow/data:ro", "./data:/opt/airflow/data")),
     "dags/ not mounted": (check_checkout_mounts_read_only, lambda s: _replace_volume(s.services["airflow-scheduler"], "./dags:/opt/airflow/dags:ro", None)),
-    # reports
-    "reports not mounted": (check_reports_reach_the_host, lambda s: _replace_volume(s.services["airflow-scheduler"], "./reports:/opt/airflow/reports", None)),
-    "reports mounted read-only": (check_reports_reach_the_host, lambda s: _replace_volume(s.services["airflow-scheduler"], "./reports:/opt/airflow/reports", "./reports:/opt/airflow/reports:ro")),
-    "STREAMFLOW_REPORTS_DIR left to the default": (check_reports_reach_the_host, lambda s: _common_env(s).pop("STREAMFLOW_REPORTS_DIR")),
-    "reports mounted elsewhere than STREAMFLOW_REPORTS_DIR": (check_reports_reach_the_host, lambda s: _common_env(s).update(STREAMFLOW_REPORTS_DIR="/opt/airflow/reports/validation")),
-    "containers not in group 0": (check_reports_reach_the_host, lambda s: s.services["airflow-scheduler"].update(user="${AIRFLOW_UID:-50000}:${AIRFLOW_GID:-50000}")),
-    "airflow-init not root": (check_reports_reach_the_host, lambda s: s.services["airflow-init"].update(user=AIRFLOW_USER)),
-    "airflow-init only migrates": (check_airflow_init_prepares_reports, lambda s: _set_init_script(s, lambda _script: "exec airflow db migrate\n")),
-    "airflow-init leaves reports group-read-only": (check_airflow_init_prepares_reports, lambda s: _set_init_script(s, lambda script: script.replace("chmod g+rwx", "chmod g+rx"))),
-    "airflow-init takes over an existing reports/": (check_airflow_init_prepares_reports, lambda s: _set_init_script(s, lambda script: script.replace(' = 0 ]', ' != -1 ]'))),
-    "airflow-init never migrates": (check_airflow_init_prepares_reports, lambda s: _set_init_script(s, lambda script: script.replace("exec airflow db migrate", "true"))),
+    # users, UI link, init
+    "UI link on make airflow's port": (check_users_and_ui_link, lambda s: _common_env(s).update(STREAMFLOW_UI_URL="http://127.0.0.1:${AIRFLOW_API_PORT:-8080}")),
+    "containers not in group 0": (check_users_and_ui_link, lambda s: s.services["airflow-scheduler"].update(user="${AIRFLOW_UID:-50000}:${AIRFLOW_GID:-50000}")),
+    "airflow-init not root": (check_users_and_ui_link, lambda s: s.services["airflow-init"].update(user=AIRFLOW_USER)),
+    "airflow-init only migrates": (check_airflow_init_prepares_logs, lambda s: _set_init_script(s, lambda _script: "exec airflow db migrate\n")),
+    "airflow-init never migrates": (check_airflow_init_prepares_logs, lambda s: _set_init_script(s, lambda script: script.replace("exec airflow db migrate", "true"))),
     # shared secret key
     "no [api] secret_key": (check_shared_api_secret_key, lambda s: _common_env(s).pop("AIRFLOW__API__SECRET_KEY")),
     "secret key not overridable": (check_shared_api_secret_key, lambda s: _common_env(s).update(AIRFLOW__API__SECRET_KEY="streamflow-dev-only-api-secret-key")),
@@ -794,13 +763,9 @@ def test_compose_cli_resolves_the_real_files():
 
 def test_every_bind_mounted_host_path_exists(stack):
     checked = 0
-    gitignored = (ROOT / ".gitignore").read_text(encoding="utf-8").split()
     for name, service in [*stack.services.items(), *stack.celery_services.items()]:
         for source, _target, _mode in mounts(service):
             if source.startswith(("./", "../", "/")):
-                if PurePosixPath(source).name in CREATED_AT_RUNTIME:
-                    assert f"{PurePosixPath(source).name}/" in gitignored, f"{source} is created at run time: gitignore it"
-                    continue
                 assert (ROOT / source).exists(), f"{name}: host path {source} does not exist in the repository"
                 checked += 1
     assert checked >= len(AIRFLOW_MOUNTS) * len(AIRFLOW_SERVICES) + 2
@@ -879,16 +844,6 @@ def test_airflow_mounts_keep_project_root_layout(services):
         # streamflow.settings: PROJECT_ROOT = include/.. ; sql/ and data/seeds/ below it.
         assert str(include.parent / "sql") == by_source["sql"]
         assert env["STREAMFLOW_SEEDS_DIR"] == str(PurePosixPath(by_source["data"]) / "seeds")
-
-
-def test_reports_dir_is_where_streamflow_writes(services, monkeypatch):
-    """streamflow.settings.reports_dir() inside the containers is the ./reports mount."""
-    from streamflow import settings
-
-    env = services["airflow-scheduler"]["environment"]
-    monkeypatch.setenv("STREAMFLOW_REPORTS_DIR", env["STREAMFLOW_REPORTS_DIR"])
-    by_source = {str(PurePosixPath(source)): target for source, target, _mode in mounts(services["airflow-scheduler"])}
-    assert str(PurePosixPath(settings.reports_dir())) == by_source["reports"]
 
 
 def test_airflow_environment(services):

@@ -12,20 +12,27 @@ from datetime import UTC
 import pytest
 
 from streamflow.registry import DEPENDENT_TABLES, SNAPSHOTTED, TABLES
+from tests.dags.conftest import DAGS_FOLDER
 
-ALLOWED_TAGS = {"streamflow", "ingest"}
+ALLOWED_TAGS = {"streamflow", "ingest", "training"}
+DAG_IDS = ["ingest_month", "training_set"]
 
 
 def test_no_import_errors(dag_bag):
     assert dag_bag.import_errors == {}
-    assert list(dag_bag.dag_ids) == ["ingest_month"]
+    assert sorted(dag_bag.dag_ids) == DAG_IDS
 
 
-def test_policy_owner_tags_retries(ingest_month):
-    assert set(ingest_month.tags) <= ALLOWED_TAGS
-    assert ingest_month.tags
-    for task in ingest_month.tasks:
+@pytest.mark.parametrize("dag_id", DAG_IDS)
+def test_policy_owner_tags(dag_bag, dag_id):
+    dag = dag_bag.dags[dag_id]
+    assert set(dag.tags) <= ALLOWED_TAGS
+    assert dag.tags
+    for task in dag.tasks:
         assert task.owner == "data-platform", task.task_id
+
+
+def test_retries(ingest_month):
     upserts = [t for t in ingest_month.tasks if t.task_id.startswith("upsert_")]
     assert {t.retries for t in upserts} == {2}  # transient errors (connection lost) are retried
     fail_fast = ["resolve_month", *(f"validate.{t.name}" for t in TABLES)]
@@ -104,21 +111,53 @@ def test_tasks_and_order(ingest_month):
     for task_id in validations:  # every validation waits for every upsert
         assert ingest_month.get_task(task_id).get_flat_relative_ids(upstream=True) >= {"upsert_users", *dependents}
     for task_id in snapshots:  # no snapshot before the whole validation group passed
-        assert upstream[task_id] == validations
+        assert upstream[task_id] == {"resolve_month", *validations}
     assert len(snapshots) == 5
 
 
-def test_snapshot_tasks_bind_as_of(ingest_month):
-    task = ingest_month.get_task("snapshot_labels")
-    assert task.sql.startswith("-- Freeze one live table")  # sql/stamp_snapshot.sql, rendered at parse
-    assert "streamflow_may_stamp(%(as_of)s::date, 'labels_snapshots');" in task.sql
-    # No Jinja left for run time: a run's conf can override params, so none may reach the SQL.
-    assert "{{" not in task.sql
-    assert "{%" not in task.sql
-    assert not set(task.params) - set(ingest_month.params)
-    assert task.split_statements is True
-    assert set(task.parameters) == {"as_of", "restamp"}
-    assert "resolve_month" in task.parameters["as_of"]
+def test_each_snapshot_task_updates_its_snapshot_table_asset(ingest_month):
+    from airflow.sdk import Asset
+
+    for table in SNAPSHOTTED:
+        outlets = ingest_month.get_task(f"snapshot_{table.name}").outlets
+        assert outlets == [Asset(uri=f"postgres://warehouse:5432/streamflow/public/{table.snapshot_table}",
+                                 name=table.snapshot_table, group="streamflow_snapshots")]
+    others = [t.task_id for t in ingest_month.tasks if t.outlets and not t.task_id.startswith("snapshot_")]
+    assert others == []
+
+
+def test_training_set_is_scheduled_on_all_five_snapshot_assets(dag_bag):
+    training_set = dag_bag.dags["training_set"]
+    assert type(training_set.timetable).__name__ == "AssetTriggeredTimetable"
+    condition = training_set.timetable.asset_condition
+    assert type(condition).__name__ == "AssetAll"  # every one of them, not any
+    assert sorted(asset.uri for asset in condition.objects) == sorted(t.snapshot_asset_uri for t in SNAPSHOTTED)
+    assert [t.task_id for t in training_set.topological_sort()] == ["announced_as_of", "build"]
+    assert training_set.get_task("announced_as_of").retries == 0  # mismatched events cannot fix themselves
+
+
+def test_asset_uris_pass_the_postgres_providers_normalisation():
+    from urllib.parse import urlsplit
+
+    from airflow.providers.postgres.assets.postgres import sanitize_uri
+
+    for table in SNAPSHOTTED:
+        assert sanitize_uri(urlsplit(table.snapshot_asset_uri)).geturl() == table.snapshot_asset_uri
+
+
+def test_month_field_offers_the_month_folders_present(ingest_month):
+
+    assert ingest_month.params.get_param("month").schema["examples"] == ["month_000", "month_001"]
+
+
+def test_available_months_ignores_what_is_not_a_month_folder(tmp_path):
+    from streamflow import months
+
+    for name in ("month_002", "month_000", "month_1", "notes", "month_0010"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "month_003").write_text("a file, not a folder")
+    assert months.available(tmp_path) == ["month_000", "month_002"]
+    assert months.available(tmp_path / "missing") == []
 
 
 @pytest.mark.parametrize("month", ["month_000", "month_123", None])
@@ -145,7 +184,7 @@ def test_parse_is_fast_and_does_not_import_great_expectations(tmp_path):
     probe = textwrap.dedent("""
         import json, sys, time
         from airflow.dag_processing.dagbag import DagBag
-        import airflow.sdk, airflow.providers.common.sql.operators.sql
+        import airflow.sdk
         started = time.perf_counter()
         bag = DagBag(dag_folder=sys.argv[1])
         elapsed = time.perf_counter() - started
@@ -153,13 +192,36 @@ def test_parse_is_fast_and_does_not_import_great_expectations(tmp_path):
                           "dags": list(bag.dag_ids),
                           "heavy": sorted(m for m in ("great_expectations", "pandas", "psycopg") if m in sys.modules)}))
     """)
-    from tests.dags.conftest import DAGS_FOLDER
-
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(str(DAGS_FOLDER.parent / p) for p in ("include", "plugins"))}
     result = subprocess.run([sys.executable, "-c", probe, str(DAGS_FOLDER)], capture_output=True, text=True,
                             check=True, env=env)
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["errors"] == {}
-    assert report["dags"] == ["ingest_month"]
+    assert sorted(report["dags"]) == DAG_IDS
     assert report["heavy"] == [], "the DAG file must not import these at parse time"
     assert report["seconds"] < 2.0, report
+
+
+def test_validation_plugin_declares_its_app_and_tabs_and_imports_light():
+    """In a fresh interpreter: the plugin module pulls in neither psycopg nor Great Expectations."""
+    probe = textwrap.dedent("""
+        import json, sys
+        import streamflow_validation_view as plugin
+        views = plugin.StreamflowValidationViewPlugin.external_views
+        apps = plugin.StreamflowValidationViewPlugin.fastapi_apps
+        print(json.dumps({"views": [(v["destination"], v["href"]) for v in views],
+                          "prefixes": [a["url_prefix"] for a in apps],
+                          "routes": sorted(r.path for r in plugin.app.routes),
+                          "heavy": sorted(m for m in ("great_expectations", "pandas", "psycopg") if m in sys.modules)}))
+    """)
+    root = DAGS_FOLDER.parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(str(root / p) for p in ("include", "plugins"))}
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env)
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["heavy"] == []
+    assert report["prefixes"] == ["/streamflow"]
+    assert report["views"] == [
+        ["task_instance", "/streamflow/validation/{DAG_ID}/{RUN_ID}/{TASK_ID}"],
+        ["dag_run", "/streamflow/validation/{DAG_ID}/{RUN_ID}"],
+    ]
+    assert report["routes"] == ["/validation/{dag_id}/{run_id}", "/validation/{dag_id}/{run_id}/{task_id}"]

@@ -210,7 +210,7 @@ def test_stamping_after_a_later_month_freezes_or_refuses(conn, months):
     with pytest.raises(psycopg.errors.RaiseException, match="cannot stamp labels_snapshots at as_of 2024-01-31"):
         snapshots.stamp(conn, "2024-01-31")
     conn.rollback()
-    assert snapshots.stamp(conn, "2024-01-31")["usage_agg_30d_snapshots"][2:] == (0, 0, 0)  # frozen
+    assert snapshots.stamp(conn, "2024-01-31")["usage_agg_30d_snapshots"][2:] == (0, 0, 0, True)  # frozen
     conn.commit()
     assert all_hashes(conn) == before
 
@@ -256,11 +256,11 @@ def test_corrected_files_for_the_latest_month(conn, months, policy):
                           (corrected,)).fetchone()[0]
     if policy == "restamp":
         assert frozen == live
-        assert stamped["labels_snapshots"][2:] == (0, 1, 0)  # inserted, updated, dropped
+        assert stamped["labels_snapshots"][2:] == (0, 1, 0, False)  # inserted, updated, dropped, frozen
     else:
         assert frozen != live
         assert snapshot_hashes(conn, "2024-02-29") == february
-        assert stamped["labels_snapshots"][2:] == (0, 0, 0)
+        assert stamped["labels_snapshots"][2:] == (0, 0, 0, False)
     assert snapshot_hashes(conn, "2024-01-31") == january
     recorded = conn.execute("SELECT snapshot_policy FROM ingestion_ledger WHERE run_id = 'test__corrected'").fetchone()
     assert recorded == (policy,)
@@ -283,11 +283,11 @@ def test_restamping_updates_inserts_and_drops_exactly_what_differs(conn, months,
     conn.commit()
 
     if policy == "restamp":
-        assert stamped[2:] == (1, 1, 1)  # inserted, updated, dropped
+        assert stamped[2:] == (1, 1, 1, False)  # inserted, updated, dropped, frozen
         assert_snapshot_is_live_state(conn, as_of)
-        assert snapshots.stamp(conn, as_of)["labels_snapshots"][2:] == (0, 0, 0)  # nothing left to do
+        assert snapshots.stamp(conn, as_of)["labels_snapshots"][2:] == (0, 0, 0, False)  # nothing left to do
     else:
-        assert stamped[2:] == (0, 0, 0)
+        assert stamped[2:] == (0, 0, 0, False)
         assert snapshot_hashes(conn, as_of)["labels_snapshots"] == before
 
 
@@ -321,5 +321,5 @@ def test_two_stamps_of_one_table_at_once_both_succeed(conn, months, warehouse):
     waiting.join(timeout=60)
 
     assert inserted_by_first == ROWS
-    assert second["labels_snapshots"][2:] == (0, 0, 0)  # found the first stamp's rows: nothing to do
+    assert second["labels_snapshots"][2:] == (0, 0, 0, False)  # found the first stamp's rows: nothing to do
     assert conn.execute("SELECT count(*) FROM labels_snapshots WHERE as_of = %s", (run["as_of"],)).fetchone() == (ROWS,)

@@ -6,7 +6,7 @@ from streamflow import schema
 from streamflow.registry import SNAPSHOTTED, TABLES
 from tests.conftest import connect
 
-BOOKKEEPING = ("validation_results", "ingestion_ledger")
+BOOKKEEPING = ("validation_results", "ingestion_ledger", "training_examples", "training_set_manifest")
 
 
 def test_setup_does_not_wait_for_open_readers(warehouse, monkeypatch):

@@ -8,6 +8,7 @@ with the count and the user_ids, and the failure is what `raise_if_failed` and
 
 from __future__ import annotations
 
+import html
 import json
 
 import pytest
@@ -194,3 +195,57 @@ def test_unknown_contract_type_fails_the_value_set(loaded, url):
         validation.raise_if_failed(outcomes)
     for expected in (table.name, "contract_type", IN_SET, user, unknown):
         assert expected in str(caught.value)
+
+
+def test_validation_view_shows_the_failure_with_bound_reason_counts_and_samples(negative_watch_hours, url, loaded):
+    from streamflow import pipeline, validation_view
+
+    conn, table = loaded, TABLES_BY_NAME["usage_agg_30d"]
+    spec = spec_of(table.name, BETWEEN, "watch_hours_30d")
+    run = {"run_id": "manual__2024-03-01T00:00:00+00:00", "month": "month_000", "as_of": "2024-01-31"}
+    validation.record_outcomes(conn, run, validation.run_suite(url, TABLES_BY_NAME[USERS]))
+    validation.record_outcomes(conn, run, validation.run_suite(url, table))
+    conn.commit()
+
+    rows = validation_view.fetch(conn, run["run_id"], table.name)
+    page = validation_view.render(rows, "ingest_month", run["run_id"], f"validate.{table.name}")
+
+    assert {r["table_name"] for r in rows} == {table.name}
+    [failure] = [r for r in rows if not r["success"]]
+    assert (failure["expectation_type"], failure["why"]) == (BETWEEN, spec["why"])
+    assert f"{table.name}: {len(rows) - 1}/{len(rows)} expectations passed, 1 failed" in page
+    failing_row = page[page.index("<tr class='fail'>"):]
+    failing_row = failing_row[:failing_row.index("</tr>")]
+    assert BETWEEN in failing_row
+    assert "3 of 7043 rows" in failing_row
+    assert "max_value=720, min_value=0" in failing_row
+    assert (spec["kwargs"]["min_value"], spec["kwargs"]["max_value"]) == (0, 720)
+    assert html.escape(spec["why"], quote=True) in failing_row
+    for user in negative_watch_hours:
+        assert f"{user}=-" in failing_row  # user_id=value, the value negative
+    assert page.count("<tr class='pass'>") == len(rows) - 1
+
+    # The DAG run's view: every table validated in the run; a task that validates nothing links to it.
+    whole_run = validation_view.fetch(conn, run["run_id"])
+    assert {r["table_name"] for r in whole_run} == {USERS, table.name}
+    other = validation_view.render([], "ingest_month", run["run_id"], "upsert_users")
+    assert "validates no table" in other
+    assert validation_view.view_path("ingest_month", run["run_id"]) in other
+    assert pipeline.validation_summary(conn, run["run_id"]) == {
+        "tables": 2, "expectations": len(whole_run), "passed": len(whole_run) - 1, "failed": 1}
+
+
+def test_validation_view_keeps_the_latest_attempt_of_a_table(negative_watch_hours, url, loaded):
+    from streamflow import validation_view
+
+    conn, table = loaded, TABLES_BY_NAME["usage_agg_30d"]
+    run = {"run_id": "manual__retried", "month": "month_000", "as_of": "2024-01-31"}
+    validation.record_outcomes(conn, run, validation.run_suite(url, table))  # first try: fails
+    conn.execute("UPDATE usage_agg_30d SET watch_hours_30d = 0 WHERE watch_hours_30d < 0")
+    conn.commit()
+    validation.record_outcomes(conn, run, validation.run_suite(url, table))  # fixed, cleared, run again
+    conn.commit()
+
+    rows = validation_view.fetch(conn, run["run_id"], table.name)
+    assert len(rows) == len(validation.suite_spec(table))
+    assert all(r["success"] for r in rows)

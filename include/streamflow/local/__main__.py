@@ -9,12 +9,14 @@ import argparse
 import os
 import sys
 import time
+from datetime import timedelta
 
 from streamflow import months
 from streamflow.local import airflow_stack, checks, env, pgserver
-from streamflow.local.airflow_stack import DAG_ID, Stack
+from streamflow.local.airflow_stack import DAG_ID, TRAINING_DAG_ID, Stack
 
 RUN_TIMEOUT_S = 1800
+TRAINING_TIMEOUT_S = 300  # after the last month's run: the training_set runs it triggered
 
 
 def _warehouse():
@@ -58,23 +60,24 @@ def _expected_interval_ends(values: dict) -> list:
     return [months.month_for_index(i).as_of for i in range(count)]
 
 
-def _report_failures(stack: Stack, metadata, runs: list[dict], with_logs: bool = True) -> None:
+def _report_failures(stack: Stack, metadata, runs: list[dict], with_logs: bool = True, dag_id: str = DAG_ID) -> None:
     """Name each failed task and show the end of its log; list what did not run because of it."""
     for run in runs:
         if run["state"] != "failed":
             continue
-        for task_id, try_number in airflow_stack.tasks_in_state(metadata, run["run_id"], "failed"):
+        for task_id, try_number in airflow_stack.tasks_in_state(metadata, run["run_id"], "failed", dag_id):
             print(f"\nFAILED task {task_id} (try {try_number}) in run {run['run_id']}", file=sys.stderr)
             if with_logs:
-                print("end of its log:\n" + airflow_stack.task_log_tail(stack.home, run["run_id"], task_id),
-                      file=sys.stderr)
-        skipped = [task for task, _ in airflow_stack.tasks_in_state(metadata, run["run_id"], "upstream_failed")]
+                print("end of its log:\n" + airflow_stack.task_log_tail(stack.home, run["run_id"], task_id,
+                                                                       dag_id=dag_id), file=sys.stderr)
+        skipped = [task for task, _ in airflow_stack.tasks_in_state(metadata, run["run_id"], "upstream_failed",
+                                                                    dag_id)]
         if skipped:
             print(f"not run because of it: {', '.join(skipped)}", file=sys.stderr)
 
 
 def cmd_run(_args) -> int:
-    """Both months through Airflow's own catch-up on a real scheduler + API server."""
+    """Both months through Airflow's own catch-up on a real scheduler + API server, then their training sets."""
     values, pg = _warehouse()
     stack = Stack(env.airflow_environment(values))
     stack.stop_all()  # leftovers of an interrupted run
@@ -86,22 +89,38 @@ def cmd_run(_args) -> int:
         stack.start_all(("scheduler", "dag-processor"))
         print(f"airflow: api-server on http://127.0.0.1:{stack.port}, scheduler, dag-processor started", flush=True)
         with _connect(pg, pg.airflow_database) as metadata:
-            _wait_for_dag(stack, metadata)
+            for dag_id in (DAG_ID, TRAINING_DAG_ID):
+                _wait_for_dag(stack, metadata, dag_id)
             _rerun_failed_runs(stack, metadata)
+            # The consumer first: it must be unpaused when the snapshot events arrive to be queued by them.
+            stack.airflow("dags", "unpause", TRAINING_DAG_ID)
             stack.airflow("dags", "unpause", DAG_ID)
-            print(f"airflow: {DAG_ID} unpaused; catch-up covers {len(expected)} month(s)", flush=True)
+            print(f"airflow: {TRAINING_DAG_ID} and {DAG_ID} unpaused; catch-up covers {len(expected)} month(s)",
+                  flush=True)
             runs = _wait_for_runs(stack, metadata, expected)
             _report_failures(stack, metadata, runs)
+            stamped = [run["end"].date() - timedelta(days=1) for run in runs if run["state"] == "success"]
+            with _connect(pg) as warehouse:
+                training_runs = _wait_for_training_sets(stack, metadata, warehouse, stamped)
+            _report_failures(stack, metadata, training_runs, dag_id=TRAINING_DAG_ID)
     finally:
         stack.stop_all()
-    print(f"\n{len(runs)} run(s) in {time.monotonic() - started:.0f} s:")
+    print(f"\n{len(runs)} run(s) of {DAG_ID} in {time.monotonic() - started:.0f} s:")
     for run in runs:
         print(f"  {run['run_id']:<45} {run['state']}")
+    print(f"{len(training_runs)} run(s) of {TRAINING_DAG_ID}:")
+    for run in training_runs:
+        print(f"  {run['run_id']:<45} {run['state']}")
     with _connect(pg) as conn:
-        print("\n" + checks.render(checks.collect(conn)))
+        found = checks.collect(conn)
+    print("\n" + checks.render(found))
+    mismatches = checks.training_set_mismatches(found)
+    for problem in mismatches:
+        print(f"training set check FAILED: {problem}", file=sys.stderr)
     print(f"\nOpen the UI: `make airflow`, then http://localhost:{stack.port} (trigger {DAG_ID} with "
           '{"month": "month_001"}). `make psql` for SQL, `make stop` to stop the database.')
-    return 0 if all(run["state"] == "success" for run in runs) else 1
+    ok = all(run["state"] == "success" for run in runs + training_runs) and not mismatches
+    return 0 if ok else 1
 
 
 def _rerun_failed_runs(stack: Stack, metadata) -> None:
@@ -117,22 +136,20 @@ def _rerun_failed_runs(stack: Stack, metadata) -> None:
             stack.airflow("tasks", "clear", DAG_ID, "--start-date", when, "--end-date", when, "--yes")
 
 
-def _wait_for_dag(stack: Stack, metadata, timeout: float = 300) -> None:
+def _wait_for_dag(stack: Stack, metadata, dag_id: str, timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
-    while metadata.execute("SELECT 1 FROM dag WHERE dag_id = %s", (DAG_ID,)).fetchone() is None:
+    while metadata.execute("SELECT 1 FROM dag WHERE dag_id = %s", (dag_id,)).fetchone() is None:
         errors = metadata.execute("SELECT filename, stacktrace FROM import_error").fetchall()
         if errors:
             raise SystemExit("the DAG failed to import:\n" + "\n".join(f"{f}:\n{s}" for f, s in errors))
         if time.monotonic() > deadline:
-            raise SystemExit(f"{DAG_ID} was not parsed within {timeout:.0f} s; see {stack.log_dir}")
+            raise SystemExit(f"{dag_id} was not parsed within {timeout:.0f} s; see {stack.log_dir}")
         stack.check_alive("dag-processor")
         time.sleep(2)
 
 
 def _wait_for_runs(stack: Stack, metadata, expected_as_of: list) -> list[dict]:
     """Wait until every expected month has a finished scheduled run; return those runs."""
-    from datetime import timedelta
-
     wanted = {day + timedelta(days=1) for day in expected_as_of}
     deadline = time.monotonic() + RUN_TIMEOUT_S
     seen: dict[str, str] = {}
@@ -150,6 +167,29 @@ def _wait_for_runs(stack: Stack, metadata, expected_as_of: list) -> list[dict]:
             raise SystemExit(f"runs not finished after {RUN_TIMEOUT_S} s: {seen}")
         for component in ("scheduler", "dag-processor", "api-server"):
             stack.check_alive(component)
+        time.sleep(2)
+
+
+def _wait_for_training_sets(stack: Stack, metadata, warehouse, as_of_dates: list) -> list[dict]:
+    """Wait until each as_of has a training set, or a training_set run failed; return its runs.
+
+    The runs are started by the snapshot events, not by this command: all it can do is wait.
+    """
+    wanted = {day.isoformat() for day in as_of_dates}
+    deadline = time.monotonic() + TRAINING_TIMEOUT_S
+    while True:
+        runs = airflow_stack.dag_runs(metadata, TRAINING_DAG_ID)
+        built = set(checks.training_sets(warehouse))
+        if built >= wanted and all(r["state"] in ("success", "failed") for r in runs):
+            return runs
+        if any(r["state"] == "failed" for r in runs):
+            return runs
+        if time.monotonic() > deadline:
+            print(f"no training set for {', '.join(sorted(wanted - built))} after {TRAINING_TIMEOUT_S} s: were "
+                  f"those months stamped before {TRAINING_DAG_ID} existed? Their events are gone: `make reset`, "
+                  "then `make run`", file=sys.stderr)
+            return runs
+        stack.check_alive("scheduler")
         time.sleep(2)
 
 
@@ -210,8 +250,10 @@ def cmd_reset(_args) -> int:
     with _connect(pg, pg.airflow_database) as metadata:
         migrated = metadata.execute("SELECT to_regclass('dag_run') IS NOT NULL").fetchone()[0]
     if migrated:
-        Stack(env.airflow_environment(values)).airflow("dags", "delete", DAG_ID, "--yes", check=False)
-    print("warehouse emptied (schema recreated); Airflow run history of ingest_month cleared")
+        stack = Stack(env.airflow_environment(values))
+        for dag_id in (DAG_ID, TRAINING_DAG_ID):
+            stack.airflow("dags", "delete", dag_id, "--yes", check=False)
+    print(f"warehouse emptied (schema recreated); Airflow run history of {DAG_ID} and {TRAINING_DAG_ID} cleared")
     return 0
 
 

@@ -17,6 +17,7 @@ import urllib.request
 from pathlib import Path
 
 DAG_ID = "ingest_month"
+TRAINING_DAG_ID = "training_set"  # scheduled on the snapshot assets ingest_month updates
 
 
 class Stack:
@@ -122,9 +123,9 @@ def tasks_in_state(metadata, run_id: str, state: str, dag_id: str = DAG_ID) -> l
         "ORDER BY start_date NULLS LAST, task_id", (dag_id, run_id, state)).fetchall()
 
 
-def task_log_tail(home: Path, run_id: str, task_id: str, lines: int = 40) -> str:
+def task_log_tail(home: Path, run_id: str, task_id: str, lines: int = 40, dag_id: str = DAG_ID) -> str:
     """End of a task's log file, rendered from Airflow's JSON lines to plain text."""
-    candidates = sorted((home / "logs").glob(f"dag_id={DAG_ID}/run_id={run_id}/task_id={task_id}/attempt=*.log"))
+    candidates = sorted((home / "logs").glob(f"dag_id={dag_id}/run_id={run_id}/task_id={task_id}/attempt=*.log"))
     if not candidates:
         return "(no log file found)"
     rendered = []

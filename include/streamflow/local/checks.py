@@ -28,7 +28,16 @@ def collect(conn: psycopg.Connection) -> dict:
     ).fetchall())
     null_plan_tv = conn.execute("SELECT count(*) FROM subscriptions WHERE plan_stream_tv IS NULL").fetchone()[0]
     return {"live": live, "snapshots": snapshots, "as_of": as_of_dates, "churners": churners,
-            "subscriptions_plan_stream_tv_null": null_plan_tv}
+            "subscriptions_plan_stream_tv_null": null_plan_tv, "training_sets": training_sets(conn)}
+
+
+def training_sets(conn: psycopg.Connection) -> dict[str, dict]:
+    """The latest build of each as_of in `training_set_manifest`: rows, churners, hash, run."""
+    rows = conn.execute(
+        "SELECT DISTINCT ON (as_of) as_of::text, rows, churners, content_md5, run_id FROM training_set_manifest"
+        " ORDER BY as_of, id DESC").fetchall()
+    return {as_of: {"rows": n, "churners": churners, "content_md5": md5, "run_id": run_id}
+            for as_of, n, churners, md5, run_id in rows}
 
 
 def render(found: dict) -> str:
@@ -42,4 +51,21 @@ def render(found: dict) -> str:
     lines.append("Churners per as_of (labels_snapshots): "
                  + (", ".join(f"{d}: {n}" for d, n in found["churners"].items()) or "none"))
     lines.append(f"subscriptions rows with plan_stream_tv NULL: {found['subscriptions_plan_stream_tv_null']}")
+    lines.append("Training sets (training_examples, latest build per as_of):")
+    lines += [f"  {as_of}: {built['rows']} rows, {built['churners']} churners, md5 {built['content_md5']}"
+              for as_of, built in found["training_sets"].items()] or ["  none"]
     return "\n".join(lines)
+
+
+def training_set_mismatches(found: dict) -> list[str]:
+    """Each as_of whose training set disagrees with its snapshots (row count, churners), or is missing."""
+    problems = []
+    for as_of in found["as_of"]:
+        built = found["training_sets"].get(as_of)
+        expected = (found["snapshots"]["labels_snapshots"].get(as_of), found["churners"].get(as_of))
+        if built is None:
+            problems.append(f"{as_of}: no training set built")
+        elif (built["rows"], built["churners"]) != expected:
+            problems.append(f"{as_of}: training set has {built['rows']} rows / {built['churners']} churners, "
+                            f"its snapshots {expected[0]} / {expected[1]}")
+    return problems

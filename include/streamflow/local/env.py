@@ -114,6 +114,7 @@ def airflow_environment(values: dict[str, str] | None = None, home: Path = AIRFL
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": pg.url("postgresql+psycopg2", pg.airflow_database),
         "AIRFLOW__API__PORT": port,
+        "STREAMFLOW_UI_URL": values.get("STREAMFLOW_UI_URL") or f"http://localhost:{port}",
         "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__API_AUTH__JWT_SECRET": _jwt_secret(home),
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),

@@ -1,0 +1,55 @@
+"""The validation results of a run in the Airflow UI: a FastAPI app in the API server + external views.
+
+Airflow 3's plugin interface: `fastapi_apps` mounts the app at `/streamflow` in the API server,
+and `external_views` add a **Validation** tab to every task instance and DAG run, an iframe whose
+`{DAG_ID}`/`{RUN_ID}`/`{TASK_ID}` the UI fills in. The page is read from the warehouse's
+`validation_results` (`streamflow_postgres` connection), not from a file: it works whichever
+worker ran the task. The module imports only FastAPI (the API server has it loaded anyway);
+the hook, psycopg and the renderer are imported per request.
+"""
+
+from __future__ import annotations
+
+from airflow.plugins_manager import AirflowPlugin
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
+
+app = FastAPI(title="StreamFlow validation results", docs_url=None, redoc_url=None, openapi_url=None)
+
+
+def _page(dag_id: str, run_id: str, task_id: str | None) -> HTMLResponse:
+    from streamflow import validation_view
+    from streamflow_runtime import warehouse_connection
+
+    table_name = validation_view.table_of_task(task_id) if task_id else None
+    rows = []
+    if task_id is None or table_name is not None:
+        with warehouse_connection() as conn:
+            rows = validation_view.fetch(conn, run_id, table_name)
+    return HTMLResponse(validation_view.render(rows, dag_id, run_id, task_id))
+
+
+# Plain `def`: FastAPI runs them in its thread pool, so the blocking query does not stall the server.
+@app.get("/validation/{dag_id}/{run_id}/{task_id}", response_class=HTMLResponse)
+def task_instance_validation(dag_id: str, run_id: str, task_id: str) -> HTMLResponse:
+    """One table's validation in a run (the task instance's tab); other tasks get a link to the run's."""
+    return _page(dag_id, run_id, task_id)
+
+
+@app.get("/validation/{dag_id}/{run_id}", response_class=HTMLResponse)
+def dag_run_validation(dag_id: str, run_id: str) -> HTMLResponse:
+    """Every table's validation in a run (the DAG run's tab)."""
+    return _page(dag_id, run_id, None)
+
+
+class StreamflowValidationViewPlugin(AirflowPlugin):
+    """Mounts the app and adds the Validation tab to task instances and DAG runs."""
+
+    name = "streamflow_validation_view"
+    fastapi_apps = [{"app": app, "url_prefix": "/streamflow", "name": "StreamFlow validation results"}]
+    external_views = [
+        {"name": "Validation", "href": "/streamflow/validation/{DAG_ID}/{RUN_ID}/{TASK_ID}",
+         "destination": "task_instance", "url_route": "streamflow_validation_task"},
+        {"name": "Validation", "href": "/streamflow/validation/{DAG_ID}/{RUN_ID}",
+         "destination": "dag_run", "url_route": "streamflow_validation_run"},
+    ]

@@ -1,0 +1,51 @@
+-- Materialised training sets: training_set(as_of) frozen into a table, one row per (as_of, user_id),
+-- written by the training_set DAG when the five snapshot assets of an as_of are updated.
+CREATE TABLE IF NOT EXISTS training_examples (
+  user_id TEXT NOT NULL, as_of DATE NOT NULL,
+  months_active INT, monthly_fee NUMERIC, paperless_billing BOOLEAN,
+  plan_stream_tv BOOLEAN, plan_stream_movies BOOLEAN, net_service TEXT,
+  watch_hours_30d NUMERIC, avg_session_mins_7d NUMERIC, unique_devices_30d INT,
+  skips_7d INT, rebuffer_events_7d INT,
+  failed_payments_90d INT,
+  support_tickets_90d INT, ticket_avg_resolution_hrs_90d NUMERIC,
+  churn_label BOOLEAN,
+  PRIMARY KEY (as_of, user_id)
+);
+
+-- One row per build: what was written and from which snapshot as_of. content_md5 is the md5 of the
+-- as_of's rows in user_id order: two builds of one as_of with equal hashes wrote identical rows.
+CREATE TABLE IF NOT EXISTS training_set_manifest (
+  id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  as_of DATE NOT NULL,
+  snapshot_as_of DATE NOT NULL,
+  rows BIGINT NOT NULL,
+  churners BIGINT NOT NULL,
+  content_md5 TEXT NOT NULL,
+  run_id TEXT NOT NULL,
+  built_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp()
+);
+
+-- Replace the training examples of one as_of (and only that one) from training_set(), record the
+-- manifest, return it. Everything in the caller's transaction: readers see the old rows or the new.
+-- Refuses an as_of without a complete set of snapshots (training_set() would return no row).
+CREATE OR REPLACE FUNCTION streamflow_build_training_examples(build_as_of DATE, build_run_id TEXT)
+RETURNS SETOF training_set_manifest
+LANGUAGE plpgsql AS $$
+DECLARE
+  built training_set_manifest;
+BEGIN
+  -- Two builds of one as_of at a time would interleave their DELETE and INSERT.
+  PERFORM pg_advisory_xact_lock(hashtext('streamflow_training:' || build_as_of::text));
+  DELETE FROM training_examples WHERE as_of = build_as_of;
+  INSERT INTO training_examples SELECT * FROM training_set(build_as_of);
+  INSERT INTO training_set_manifest (as_of, snapshot_as_of, rows, churners, content_md5, run_id)
+  SELECT build_as_of, build_as_of, count(*), count(*) FILTER (WHERE t.churn_label),
+         md5(coalesce(string_agg(t::text, E'\n' ORDER BY t.user_id), '')), build_run_id
+  FROM training_examples AS t WHERE t.as_of = build_as_of
+  RETURNING * INTO built;
+  IF built.rows = 0 THEN
+    RAISE EXCEPTION 'no training examples at as_of % : its five snapshots are not all stamped', build_as_of
+      USING HINT = 'a training set is built only from a month whose snapshot tasks all succeeded';
+  END IF;
+  RETURN NEXT built;
+END $$;

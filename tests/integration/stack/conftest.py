@@ -1,0 +1,131 @@
+"""The deployment shared by this package's tests (see deployment.py): started once, stopped after the last one.
+
+Package scope, so the API-path tests and the browser tests pay for one stack and one catch-up;
+the tests build on each other's state in file order (test_airflow_paths.py, then test_browser.py).
+The browser is Debian's chromium driven by Playwright (its bundled driver, no browser download).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import uuid
+
+import pytest
+
+from streamflow.local import pgserver
+from streamflow.local.airflow_stack import DAG_ID, TRAINING_DAG_ID, Stack
+from tests.conftest import connect, drop_database
+from tests.integration.conftest import airflow_env
+from tests.integration.stack.deployment import (
+    Deployment,
+    dag_parsed,
+    runs,
+    seeds_with_a_bad_month,
+    trigger,
+    wait,
+    wait_for_run,
+    wait_for_training_runs,
+)
+
+
+@pytest.fixture(scope="package")
+def deployment(pg_server, seeds, tmp_path_factory):
+    """Fresh metadata DB + warehouse, API server on a free port, then scheduler and dag-processor."""
+    import httpx
+
+    from streamflow.schema import apply_schema
+
+    work = tmp_path_factory.mktemp("airflow-stack")
+    broken_users = seeds_with_a_bad_month(seeds, work / "seeds")
+    suffix = uuid.uuid4().hex[:12]
+    metadata_db, warehouse_db = f"airflow_paths_{suffix}", f"airflow_paths_wh_{suffix}"
+    settings = dataclasses.replace(pg_server, database=warehouse_db, airflow_database=metadata_db)
+    port = pgserver.free_port()
+    env = airflow_env(settings, work / "airflow-home", AIRFLOW_API_PORT=str(port), STREAMFLOW_LAST_MONTH="2024-02",
+                      STREAMFLOW_SEEDS_DIR=str(work / "seeds"))
+    # The scheduler's log server defaults to the fixed port 8793: a free one, so a concurrent stack cannot clash.
+    env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"] = str(pgserver.free_port())
+    stack = Stack(env)
+    assert stack.port == port
+    try:
+        pgserver.ensure_databases(pg_server, metadata_db, warehouse_db)
+        with connect(settings) as conn:
+            apply_schema(conn)
+        stack.migrate()
+        stack.start_all(("scheduler", "dag-processor"))
+        with (httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60, trust_env=False,
+                           headers={"Accept": "application/json"}) as api,
+              connect(dataclasses.replace(settings, database=metadata_db), autocommit=True) as metadata,
+              connect(settings, autocommit=True) as warehouse):
+            yield Deployment(stack, api, metadata, warehouse, broken_users, work / "seeds")
+    finally:
+        stack.stop_all()  # SIGTERM, then SIGKILL, to each process group the stack recorded
+        for name in (metadata_db, warehouse_db):
+            drop_database(pg_server, name)
+
+
+@pytest.fixture(scope="package")
+def caught_up(deployment):
+    """Unpause both DAGs through the API (the UI's toggle), wait for catch-up and the training sets it triggers.
+
+    Returns the ingest runs right after catch-up; `training_set` first, so that it is scheduled
+    when the snapshot events arrive.
+    """
+    for dag_id in (TRAINING_DAG_ID, DAG_ID):
+        wait(deployment, f"{dag_id} to be parsed", lambda dag_id=dag_id: dag_parsed(deployment, dag_id))
+        response = deployment.api.patch(f"/api/v2/dags/{dag_id}", json={"is_paused": False})
+        assert response.status_code == 200, response.text
+        assert response.json()["is_paused"] is False
+    wait(deployment, "catch-up to finish two runs",
+         lambda: len(done := runs(deployment)) >= 2 and all(r["state"] in ("success", "failed") for r in done))
+    caught = runs(deployment)
+    if all(r["state"] == "success" for r in caught):
+        def both_built() -> bool:
+            training = runs(deployment, TRAINING_DAG_ID)
+            if any(r["state"] == "failed" for r in training):
+                return True  # the tests say what failed
+            built = deployment.warehouse.execute("SELECT count(DISTINCT as_of) FROM training_set_manifest").fetchone()
+            return built[0] >= 2 and all(r["state"] == "success" for r in training)
+
+        wait_for_training_runs(deployment, 1)
+        wait(deployment, "the training sets of both months", both_built)
+    return caught
+
+
+@pytest.fixture(scope="package")
+def failed_validation_run(deployment, caught_up) -> dict:
+    """A manual run of month_002 (as_of 2024-03-31, later than February): validate.usage_agg_30d fails."""
+    response = trigger(deployment, {"month": "month_002"})
+    assert response.status_code == 200, response.text
+    return wait_for_run(deployment, response.json()["dag_run_id"])
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# No sandbox: CI runs as root. The rest keeps a headless browser from calling home.
+CHROMIUM_ARGS = ["--no-sandbox", "--headless=new", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+BROWSER_TIMEOUT_MS = 60_000
+
+
+@pytest.fixture(scope="package")
+def browser():
+    from pathlib import Path
+
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail("the browser tests need Debian's chromium: apt-get install --no-install-recommends chromium")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh browser tab (own cookies and storage), closed after the test."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(BROWSER_TIMEOUT_MS)
+    yield context.new_page()
+    context.close()

@@ -1,0 +1,159 @@
+"""One running Airflow deployment for the tests of this package, and what they ask of it.
+
+API server + scheduler + dag-processor, as `make run` starts them, on the session's PostgreSQL
+server but with databases of its own (a fresh Airflow metadata database and a fresh warehouse),
+an AIRFLOW_HOME of its own and a free port for the API server. The seeds are a copy of
+data/seeds plus `month_002` (February's files with negative watch hours for three users).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import time
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from streamflow.local import airflow_stack
+from streamflow.local.airflow_stack import DAG_ID, TRAINING_DAG_ID, Stack
+from streamflow.registry import SNAPSHOTTED, TABLES
+from tests.helpers import copy_month_with_negative_watch_hours, live_hashes, table_hash
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import httpx
+    import psycopg
+
+ROWS = 7043
+JANUARY_RUN = "scheduled__2024-02-01T00:00:00+00:00"
+FEBRUARY_RUN = "scheduled__2024-03-01T00:00:00+00:00"
+#: resolve_month, ensure_schema, one upsert and one validate per table, one snapshot per snapshotted table.
+TASKS_PER_RUN = 2 + 2 * len(TABLES) + len(SNAPSHOTTED)
+FINISHED = ("success", "failed")
+WAIT_S = 300
+
+
+@dataclasses.dataclass
+class Deployment:
+    """What the tests need of the running stack."""
+
+    stack: Stack
+    api: httpx.Client
+    metadata: psycopg.Connection  # Airflow's metadata database (autocommit)
+    warehouse: psycopg.Connection  # the warehouse the DAG writes to (autocommit)
+    broken_users: list[str]
+    seeds: Path  # STREAMFLOW_SEEDS_DIR of the stack
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.stack.port}"
+
+
+def seeds_with_a_bad_month(source: Path, target: Path) -> list[str]:
+    """Copy month_000/month_001; month_002 = month_001 with watch_hours_30d negated for 3 users."""
+    for month in ("month_000", "month_001"):
+        shutil.copytree(source / month, target / month)
+    return copy_month_with_negative_watch_hours(source / "month_001", target / "month_002")
+
+
+def runs(deployment: Deployment, dag_id: str = DAG_ID) -> list[dict[str, Any]]:
+    from psycopg.rows import dict_row
+
+    with deployment.metadata.cursor(row_factory=dict_row) as cursor:
+        return cursor.execute(
+            "SELECT run_id, state, run_type, data_interval_start, data_interval_end, start_date, end_date, conf,"
+            " backfill_id, clear_number FROM dag_run WHERE dag_id = %s ORDER BY id", (dag_id,)).fetchall()
+
+
+def dag_parsed(deployment: Deployment, dag_id: str = DAG_ID) -> bool:
+    errors = deployment.metadata.execute("SELECT filename, stacktrace FROM import_error").fetchall()
+    assert not errors, errors
+    return deployment.metadata.execute("SELECT 1 FROM dag WHERE dag_id = %s", (dag_id,)).fetchone() is not None
+
+
+def wait(deployment: Deployment, what: str, done, timeout: float = WAIT_S) -> None:
+    """Poll `done()` every second; fail with the runs and the failed tasks' logs on timeout."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}\n{failures(deployment, runs(deployment))}")
+        for component in ("api-server", "scheduler", "dag-processor"):
+            deployment.stack.check_alive(component)
+        time.sleep(1)
+
+
+def wait_for_run(deployment: Deployment, run_id: str, dag_id: str = DAG_ID) -> dict[str, Any]:
+    def finished() -> bool:
+        return any(r["run_id"] == run_id and r["state"] in FINISHED for r in runs(deployment, dag_id))
+
+    wait(deployment, f"run {run_id}", finished)
+    return next(r for r in runs(deployment, dag_id) if r["run_id"] == run_id)
+
+
+def wait_for_training_runs(deployment: Deployment, count: int) -> list[dict[str, Any]]:
+    """Wait until `training_set` has `count` finished runs (it is started by asset events, not by us)."""
+    wait(deployment, f"{count} run(s) of {TRAINING_DAG_ID}", lambda: len(done := runs(deployment, TRAINING_DAG_ID)) >= count
+         and all(r["state"] in FINISHED for r in done))
+    return runs(deployment, TRAINING_DAG_ID)
+
+
+def task_states(deployment: Deployment, run_id: str, dag_id: str = DAG_ID) -> dict[str, int]:
+    return dict(deployment.metadata.execute(
+        "SELECT state, count(*) FROM task_instance WHERE dag_id = %s AND run_id = %s GROUP BY state",
+        (dag_id, run_id)).fetchall())
+
+
+def failed_tasks(deployment: Deployment, run_id: str, dag_id: str = DAG_ID) -> list[tuple[str, int]]:
+    return deployment.metadata.execute(
+        "SELECT task_id, try_number FROM task_instance WHERE dag_id = %s AND run_id = %s AND state = 'failed'"
+        " ORDER BY task_id", (dag_id, run_id)).fetchall()
+
+
+def failures(deployment: Deployment, dag_runs: list[dict[str, Any]], dag_id: str = DAG_ID) -> str:
+    """Runs with their task states, and the end of each failed task's log file: for failure messages."""
+    lines = [f"{r['run_id']} {r['run_type']} {r['state']} tasks: {task_states(deployment, r['run_id'], dag_id)}"
+             for r in dag_runs]
+    for run in dag_runs:
+        for task_id, try_number in failed_tasks(deployment, run["run_id"], dag_id):
+            lines.append(f"--- {run['run_id']} {task_id} (try {try_number}):")
+            lines.append(airflow_stack.task_log_tail(deployment.stack.home, run["run_id"], task_id, dag_id=dag_id))
+    return "\n".join(lines)
+
+
+def trigger(deployment: Deployment, conf: dict) -> httpx.Response:
+    """What the UI's trigger form sends (no credentials: the stack runs the simple auth manager as all-admins)."""
+    return deployment.api.post(f"/api/v2/dags/{DAG_ID}/dagRuns", json={"logical_date": None, "conf": conf})
+
+
+def api_log(deployment: Deployment, run_id: str, task_id: str, try_number: int) -> str:
+    """A task's log through the public API, as text (each record's event and exception values)."""
+    from urllib.parse import quote
+
+    path = f"/api/v2/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}/taskInstances/{task_id}/logs/{try_number}"
+    response = deployment.api.get(path)
+    assert response.status_code == 200, response.text
+    records = response.json()["content"]
+    assert records, f"empty log for {run_id} {task_id}"
+    texts = []
+    for record in records:
+        texts.append(str(record.get("event", "")))
+        texts.extend(str(detail.get("exc_value", "")) for detail in record.get("error_detail") or [])
+    return "\n".join(texts)
+
+
+def asset_events(deployment: Deployment) -> list[tuple[str, str, dict]]:
+    """(snapshot table, source run, extra) of every asset event, in the order they were emitted."""
+    return deployment.metadata.execute(
+        "SELECT asset.name, event.source_run_id, event.extra FROM asset_event AS event"
+        " JOIN asset ON asset.id = event.asset_id ORDER BY event.id").fetchall()
+
+
+def snapshot_hashes(conn) -> dict[str, str]:
+    return {t.snapshot_table: table_hash(conn, t.snapshot_table) for t in SNAPSHOTTED}
+
+
+def all_hashes(conn) -> dict[str, str]:
+    """Every live and snapshot table, and the training examples."""
+    return {**live_hashes(conn), **snapshot_hashes(conn), "training_examples": table_hash(conn, "training_examples")}
