@@ -35,7 +35,7 @@ def training_set():
     @task(retries=0)
     @fail_fast
     def announced_as_of(triggering_asset_events=None) -> list[str]:
-        """#### The as_of all five snapshot events name (fails, naming the gap, when they differ)."""
+        """#### The as_ofs the snapshot events name (a partial one is logged, and built only if complete)."""
         from streamflow.training import announced_as_ofs
 
         return announced_as_ofs({asset.uri: [dict(event.extra) for event in events]
@@ -44,11 +44,11 @@ def training_set():
     @task
     @fail_fast
     def build(as_ofs: list[str], run_id=None) -> list[dict]:
-        """#### Replace that as_of in `training_examples` from `training_set(as_of)`, record the manifest."""
+        """#### Replace each complete as_of in `training_examples` from `training_set(as_of)`, with a manifest."""
         from streamflow import training
 
         with warehouse_connection() as conn:
-            return [training.build(conn, as_of, run_id) for as_of in as_ofs]
+            return training.build_announced(conn, as_ofs, run_id)
 
     build(announced_as_of())
 

@@ -26,29 +26,49 @@ class TrainingSetRefused(DataError):
 
 
 def announced_as_ofs(events: dict[str, list[dict]], expected: tuple[str, ...] = SNAPSHOT_ASSET_URIS) -> list[str]:
-    """The as_ofs that every snapshot asset announced, oldest first.
+    """The as_ofs the triggering snapshot events name, oldest first.
 
-    Normally one: a month's five snapshot tasks each emit one event. A run that consumed the
-    events of two months (the DAG was paused while both landed) builds both.
+    Normally one, announced by all five assets. A run may also carry events of an as_of from some
+    assets only (a month whose stamping failed half-way and was re-run, or events left from before
+    a pause): that as_of is still returned, and `build` decides from the warehouse, where its five
+    snapshots either all exist or the build is refused. Deciding from the events alone would
+    strand a month whose five events arrive across two runs.
 
     Args:
         events: the extras of the triggering asset events, by asset URI.
         expected: the asset URIs the DAG is scheduled on.
 
     Raises:
-        TrainingSetRefused: an as_of announced by some of the assets only (naming which), or none.
+        TrainingSetRefused: no event names an as_of.
     """
     per_asset = {uri: {extra.get("as_of") for extra in events.get(uri, [])} for uri in expected}
     announced = set().union(*per_asset.values())
     if not announced or None in announced:
         raise TrainingSetRefused(f"no as_of in the triggering snapshot events: {events}")
-    incomplete = {as_of: [uri.rsplit("/", 1)[-1] for uri, seen in per_asset.items() if as_of not in seen]
-                  for as_of in sorted(announced)}
-    incomplete = {as_of: missing for as_of, missing in incomplete.items() if missing}
-    if incomplete:
-        raise TrainingSetRefused("the five snapshot assets were not all updated for the same as_of: " + "; ".join(
-            f"as_of {as_of} has no event from {', '.join(missing)}" for as_of, missing in incomplete.items()))
+    for as_of in sorted(announced):
+        missing = [uri.rsplit("/", 1)[-1] for uri, seen in per_asset.items() if as_of not in seen]
+        if missing:
+            log.warning("as_of %s has no event from %s in this run: built only if its five snapshots are stamped",
+                        as_of, ", ".join(missing))
     return sorted(announced)
+
+
+def build_announced(conn: psycopg.Connection, as_ofs: list[str], run_id: str) -> list[dict]:
+    """Build each announced as_of whose snapshots are complete; skip (and name) the others.
+
+    Raises:
+        TrainingSetRefused: none of them could be built.
+    """
+    built, refused = [], []
+    for as_of in as_ofs:
+        try:
+            built.append(build(conn, as_of, run_id))
+        except TrainingSetRefused as error:
+            log.warning("skipped: %s", error)
+            refused.append(str(error))
+    if not built:
+        raise TrainingSetRefused("no training set built: " + " | ".join(refused))
+    return built
 
 
 def build(conn: psycopg.Connection, as_of: str, run_id: str) -> dict:
