@@ -1,16 +1,14 @@
 -- Materialised training sets: training_set(as_of) frozen into a table, one row per (as_of, user_id),
 -- written by the training_set DAG when the five snapshot assets of an as_of are updated.
-CREATE TABLE IF NOT EXISTS training_examples (
-  user_id TEXT NOT NULL, as_of DATE NOT NULL,
-  months_active INT, monthly_fee NUMERIC, paperless_billing BOOLEAN,
-  plan_stream_tv BOOLEAN, plan_stream_movies BOOLEAN, net_service TEXT,
-  watch_hours_30d NUMERIC, avg_session_mins_7d NUMERIC, unique_devices_30d INT,
-  skips_7d INT, rebuffer_events_7d INT,
-  failed_payments_90d INT,
-  support_tickets_90d INT, ticket_avg_resolution_hrs_90d NUMERIC,
-  churn_label BOOLEAN,
-  PRIMARY KEY (as_of, user_id)
-);
+-- Its columns are training_set()'s own (sql/005), in its order: one definition, and the build's
+-- INSERT ... SELECT * cannot map a column to the wrong place.
+CREATE TABLE IF NOT EXISTS training_examples AS SELECT * FROM training_set(NULL) WITH NO DATA;
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = 'training_examples'::regclass AND contype = 'p') THEN
+    ALTER TABLE training_examples ADD PRIMARY KEY (as_of, user_id);
+  END IF;
+END $$;
 
 -- One row per build: what was written and from which snapshot as_of. content_md5 is the md5 of the
 -- as_of's rows in user_id order: two builds of one as_of with equal hashes wrote identical rows.
