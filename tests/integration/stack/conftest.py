@@ -9,17 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-import uuid
 
 import pytest
 
-from streamflow.local import pgserver
-from streamflow.local.airflow_stack import DAG_ID, TRAINING_DAG_ID, Stack
-from tests.conftest import connect, drop_database
-from tests.integration.conftest import airflow_env
+from streamflow.local.airflow_stack import DAG_ID, TRAINING_DAG_ID
 from tests.integration.stack.deployment import (
-    Deployment,
     dag_parsed,
+    deployed,
     runs,
     seeds_with_a_bad_month,
     trigger,
@@ -32,37 +28,10 @@ from tests.integration.stack.deployment import (
 @pytest.fixture(scope="package")
 def deployment(pg_server, seeds, tmp_path_factory):
     """Fresh metadata DB + warehouse, API server on a free port, then scheduler and dag-processor."""
-    import httpx
-
-    from streamflow.schema import apply_schema
-
     work = tmp_path_factory.mktemp("airflow-stack")
     broken_users = seeds_with_a_bad_month(seeds, work / "seeds")
-    suffix = uuid.uuid4().hex[:12]
-    metadata_db, warehouse_db = f"airflow_paths_{suffix}", f"airflow_paths_wh_{suffix}"
-    settings = dataclasses.replace(pg_server, database=warehouse_db, airflow_database=metadata_db)
-    port = pgserver.free_port()
-    env = airflow_env(settings, work / "airflow-home", AIRFLOW_API_PORT=str(port), STREAMFLOW_LAST_MONTH="2024-02",
-                      STREAMFLOW_SEEDS_DIR=str(work / "seeds"))
-    # The scheduler's log server defaults to the fixed port 8793: a free one, so a concurrent stack cannot clash.
-    env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"] = str(pgserver.free_port())
-    stack = Stack(env)
-    assert stack.port == port
-    try:
-        pgserver.ensure_databases(pg_server, metadata_db, warehouse_db)
-        with connect(settings) as conn:
-            apply_schema(conn)
-        stack.migrate()
-        stack.start_all(("scheduler", "dag-processor"))
-        with (httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60, trust_env=False,
-                           headers={"Accept": "application/json"}) as api,
-              connect(dataclasses.replace(settings, database=metadata_db), autocommit=True) as metadata,
-              connect(settings, autocommit=True) as warehouse):
-            yield Deployment(stack, api, metadata, warehouse, broken_users, work / "seeds")
-    finally:
-        stack.stop_all()  # SIGTERM, then SIGKILL, to each process group the stack recorded
-        for name in (metadata_db, warehouse_db):
-            drop_database(pg_server, name)
+    with deployed(pg_server, work, work / "seeds", STREAMFLOW_LAST_MONTH="2024-02") as running:
+        yield dataclasses.replace(running, broken_users=broken_users)
 
 
 @pytest.fixture(scope="package")

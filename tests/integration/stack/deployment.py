@@ -8,17 +8,21 @@ data/seeds plus `month_002` (February's files with negative watch hours for thre
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import shutil
 import time
+import uuid
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from streamflow.local import airflow_stack
+from streamflow.local import airflow_stack, pgserver
 from streamflow.local.airflow_stack import DAG_ID, TRAINING_DAG_ID, Stack
 from streamflow.registry import SNAPSHOTTED, TABLES
+from tests.conftest import connect, drop_database
 from tests.helpers import copy_month_with_negative_watch_hours, live_hashes, table_hash
+from tests.integration.conftest import airflow_env
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -43,12 +47,51 @@ class Deployment:
     api: httpx.Client
     metadata: psycopg.Connection  # Airflow's metadata database (autocommit)
     warehouse: psycopg.Connection  # the warehouse the DAG writes to (autocommit)
-    broken_users: list[str]
     seeds: Path  # STREAMFLOW_SEEDS_DIR of the stack
+    broken_users: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.stack.port}"
+
+
+@contextlib.contextmanager
+def deployed(pg_server, work: Path, seeds: Path, **extra_env: str):
+    """A Deployment of its own: fresh metadata DB and warehouse on the session's server, API server on a
+    free port, then scheduler and dag-processor; everything stopped and dropped on exit.
+
+    Any test package can start one (e.g. one whose tests kill its processes). `extra_env` sets
+    Airflow or StreamFlow settings, e.g. STREAMFLOW_LAST_MONTH.
+    """
+    import httpx
+
+    from streamflow.schema import apply_schema
+
+    suffix = uuid.uuid4().hex[:12]
+    metadata_db, warehouse_db = f"airflow_paths_{suffix}", f"airflow_paths_wh_{suffix}"
+    settings = dataclasses.replace(pg_server, database=warehouse_db, airflow_database=metadata_db)
+    port = pgserver.free_port()
+    env = airflow_env(settings, work / "airflow-home", AIRFLOW_API_PORT=str(port), STREAMFLOW_SEEDS_DIR=str(seeds),
+                      **extra_env)
+    # The scheduler's log server defaults to the fixed port 8793: a free one, so a concurrent stack cannot clash.
+    env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"] = str(pgserver.free_port())
+    stack = Stack(env)
+    assert stack.port == port
+    try:
+        pgserver.ensure_databases(pg_server, metadata_db, warehouse_db)
+        with connect(settings) as conn:
+            apply_schema(conn)
+        stack.migrate()
+        stack.start_all(("scheduler", "dag-processor"))
+        with (httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60, trust_env=False,
+                           headers={"Accept": "application/json"}) as api,
+              connect(dataclasses.replace(settings, database=metadata_db), autocommit=True) as metadata,
+              connect(settings, autocommit=True) as warehouse):
+            yield Deployment(stack, api, metadata, warehouse, seeds)
+    finally:
+        stack.stop_all()  # SIGTERM, then SIGKILL, to each process group the stack recorded
+        for name in (metadata_db, warehouse_db):
+            drop_database(pg_server, name)
 
 
 def seeds_with_a_bad_month(source: Path, target: Path) -> list[str]:
