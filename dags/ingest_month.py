@@ -1,17 +1,19 @@
 """
-### ingest_month: one month of StreamFlow CSVs into PostgreSQL, validated, snapshotted
+### ingest_month: one month of StreamFlow CSVs into PostgreSQL: write, audit, publish, snapshot
 
-Owner: data platform. Loads `month_NNN/` (six CSVs) from `STREAMFLOW_SEEDS_DIR` into the live
-tables, validates every row with Great Expectations, then freezes the snapshot tables at
-`as_of` = last day of the month the run covers (`month_000` = January 2024).
+Owner: data platform. Stages `month_NNN/` (six CSVs) from `STREAMFLOW_SEEDS_DIR` in a schema of
+the run's own, validates every staged row with Great Expectations, publishes the six tables to
+the live tables in one transaction, then freezes the snapshot tables at `as_of` = last day of
+the month the run covers (`month_000` = January 2024). A month is published whole or not at all.
 
 * **Scheduled / catch-up / backfill:** the data interval picks the month
   (`airflow backfill create --dag-id ingest_month --from-date 2024-01-01 --to-date 2024-02-29
   --max-active-runs 1`).
 * **Manual:** trigger with `{"month": "month_001"}`; `as_of` follows from the month.
-* **A failed validation** fails the run before any snapshot; the `validate.<table>` task log
-  lists each failed expectation with counts and sample user_ids, and links to the **Validation**
-  tab of the task instance (also on the DAG run), which shows every expectation of the run.
+* **A failed validation** fails the run before anything is published: the live tables keep the
+  previous month. The `validate.<table>` task log lists each failed expectation with counts and
+  sample user_ids and links to the **Validation** tab; every failing user_id is in the table
+  `validation_failing_keys`. Fix the file, then clear the run (or trigger the month again).
 * **Assets:** each `snapshot_<table>` updates its snapshot table's asset (`extra`: as_of, month,
   rows, validation summary); `training_set` runs when all five are updated. A replay of an older
   month skips them: frozen snapshots, no event.
@@ -73,20 +75,29 @@ def ingest_month():
     @task
     @fail_fast
     def upsert(table_name: str, month: dict, run_id=None) -> dict:
-        """#### Stream one CSV into its live table (first load: COPY; then staging → MERGE), ledger row."""
-        from streamflow.pipeline import load_table
+        """#### Write: stream one CSV into the run's staging schema through the contract gate."""
+        from streamflow.pipeline import stage_table
 
         with warehouse_connection() as conn:
-            return load_table(conn, table_name, month, run_id)
+            return stage_table(conn, table_name, month, run_id)
 
     @task(retries=0)
     @fail_fast
     def validate(table_name: str, month: dict, run_id=None) -> dict:
-        """#### Great Expectations suite of one table, every row, inside PostgreSQL."""
+        """#### Audit: Great Expectations suite of one staged table, every row, inside PostgreSQL."""
         from streamflow.pipeline import validate_table
 
         with warehouse_connection() as conn:
             return validate_table(conn, warehouse_sqlalchemy_url(), table_name, month, run_id)
+
+    @task
+    @fail_fast
+    def publish(month: dict, run_id=None) -> dict:
+        """#### Publish: the six staged tables into the live tables and the ledger, one transaction."""
+        from streamflow.pipeline import publish_month
+
+        with warehouse_connection() as conn:
+            return publish_month(conn, month, run_id)
 
     @task
     def snapshot(table_name: str, month: dict, run_id=None, outlet_events=None) -> dict:
@@ -105,9 +116,10 @@ def ingest_month():
     users = upsert.override(task_id=f"upsert_{USERS}")(USERS, month)
     dependents = [upsert.override(task_id=f"upsert_{t.name}")(t.name, month) for t in DEPENDENT_TABLES]
     validated = validate_all(month)
+    published = publish(month)
     snapshots = [snapshot.override(task_id=f"snapshot_{t.name}", outlets=[SNAPSHOT_ASSETS[t.name]])(t.name, month)
                  for t in SNAPSHOTTED]
-    month >> ensure_schema() >> users >> dependents >> validated >> snapshots
+    month >> ensure_schema() >> users >> dependents >> validated >> published >> snapshots
 
 
 ingest_month()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from streamflow.registry import TABLES
@@ -27,11 +28,36 @@ def live_hashes(conn) -> dict[str, str]:
     return {t.name: table_hash(conn, t.name) for t in TABLES}
 
 
-def load_month(conn, seeds_dir, month: str) -> dict:
-    """Upsert all six files of a month (users first), as the DAG does; return results by table."""
-    from streamflow import upsert
+@dataclass(frozen=True)
+class FileLoad:
+    """One file written to staging and published: what the write and the publish steps did."""
 
-    return {t.name: upsert.upsert_file(conn, t, seeds_dir / month / t.file_name) for t in TABLES}
+    rows: int
+    inserted: int
+    updated: int
+    unchanged: int
+    absent_columns: tuple[str, ...]
+    write: str  # the write step's path: "copy" (typed COPY straight in) or "checked"
+    publish: str  # "bulk" (into an empty live table) or "merge"
+
+
+def apply_file(conn, table, path, run_id: str = "test__apply_file") -> FileLoad:
+    """Stage one file and publish it alone: the DAG's write and publish steps for one table,
+    without the month's order rules and ledger (`pipeline.load_month` has those)."""
+    from streamflow import publish, staging, upsert
+
+    schema = staging.schema_for(run_id)
+    staged = upsert.stage_file(conn, schema, table, path)
+    with conn.transaction():
+        applied = publish.apply_staged(conn, schema, table, list(staged.columns), staged.rows)
+        staging.drop(conn, schema)
+    return FileLoad(staged.rows, applied.inserted, applied.updated, applied.unchanged, staged.absent_columns,
+                    staged.method, applied.method)
+
+
+def load_month(conn, seeds_dir, month: str) -> dict[str, FileLoad]:
+    """Stage and publish all six files of a month (users first), table by table; results by table."""
+    return {t.name: apply_file(conn, t, seeds_dir / month / t.file_name) for t in TABLES}
 
 
 def copy_month_with_negative_watch_hours(source: Path, target: Path) -> list[str]:

@@ -23,3 +23,7 @@ class ContractViolation(DataError):
 
 class OutOfOrderMonth(DataError):
     """A month older than the latest applied one would roll the live tables back."""
+
+
+class NotStaged(DataError):
+    """A run's staging area misses what a later task needs: its upsert tasks must run again."""

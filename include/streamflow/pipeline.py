@@ -1,6 +1,9 @@
 """The steps of `ingest_month` as plain functions: what each Airflow task calls.
 
-Each takes what it needs (a connection, a URL, the month) and returns a small JSON-able dict.
+Write, audit, publish: the upsert tasks stage the month's files (`stage_table`), the validation
+group checks the staged month (`validate_table`), and only then does `publish_month` apply all
+six tables to the live tables in one transaction. Each step takes what it needs (a connection,
+a URL, the month) and returns a small JSON-able dict.
 """
 
 from __future__ import annotations
@@ -9,8 +12,8 @@ import logging
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
-from streamflow import months, settings, snapshots, upsert, validation, validation_view
-from streamflow.errors import DataError, MissingInput, OutOfOrderMonth
+from streamflow import header, months, publish, settings, snapshots, staging, upsert, validation, validation_view
+from streamflow.errors import DataError, MissingInput, NotStaged, OutOfOrderMonth
 from streamflow.registry import SNAPSHOTTED, TABLES, table
 from streamflow.snapshots import SNAPSHOT_POLICIES
 
@@ -18,6 +21,9 @@ if TYPE_CHECKING:
     import psycopg
 
 log = logging.getLogger(__name__)
+
+#: One publish at a time, whatever the run: the order checks and the writes they guard are atomic.
+PUBLISH_LOCK = "streamflow_publish"
 
 
 def prepare_month(month_param: str | None, data_interval_end: datetime | date | None,
@@ -29,73 +35,149 @@ def prepare_month(month_param: str | None, data_interval_end: datetime | date | 
         data_interval_end: the run's data interval end (None for a run without one).
         snapshot_policy: one of SNAPSHOT_POLICIES (default "restamp"); recorded in the ledger.
 
+    Returns:
+        What the tasks read: month, as_of and snapshot_policy.
+
     Raises:
         MissingInput: naming every missing folder or file; nothing has been written yet.
     """
     run = months.resolve_month(month_param, data_interval_end)
     seeds = settings.seeds_dir()
-    missing = upsert.missing_files(seeds, run.month, TABLES)
+    missing = header.missing_files(seeds, run.month, TABLES)
     if missing:
         raise MissingInput(f"{run.month} (as_of {run.as_of}) cannot be loaded, missing: {', '.join(missing)}")
     policy = snapshot_policy or SNAPSHOT_POLICIES[0]
     if policy not in SNAPSHOT_POLICIES:
         raise DataError(f"snapshot_policy {policy!r} is not one of {', '.join(SNAPSHOT_POLICIES)}")
     log.info("loading %s from %s, as_of %s, snapshot policy %s", run.month, seeds / run.month, run.as_of, policy)
-    return {**run.as_dict(), "snapshot_policy": policy}
+    return {"month": run.month, "as_of": run.as_of.isoformat(), "snapshot_policy": policy}
 
 
-def load_table(conn: psycopg.Connection, table_name: str, month: dict, run_id: str) -> dict:
-    """Upsert one table from the month's CSV and write its ledger row, in one transaction.
+def month_of(month_name: str, snapshot_policy: str | None = None) -> dict:
+    """The month dict `prepare_month` gives, for a month named outright (tests, bench)."""
+    run = months.month_from_name(month_name)
+    return {"month": run.month, "as_of": run.as_of.isoformat(), "snapshot_policy": snapshot_policy or SNAPSHOT_POLICIES[0]}
 
-    A file this month was already loaded from (same sha256 in the ledger) is a replay: nothing
-    is applied and the ledger says `replayed`. That makes re-runs of the latest month cost one
-    read of the file, and re-runs of older months (backfills, UI re-triggers) safe: applying
-    them would roll the live tables back. An older month with any other file is refused.
+
+def stage_table(conn: psycopg.Connection, table_name: str, month: dict, run_id: str) -> dict:
+    """Write: stage one table's file for the run (the live tables are not touched).
+
+    A month that would break the order months apply in is refused here already (unless the
+    file is the one that month was loaded from: a replay), so a late or skipped month fails at
+    its first task; `publish_month` checks again, under its lock, before it writes.
 
     Raises:
         OutOfOrderMonth: not a replay, and a later month is loaded, or a month would be skipped, or
             the previous month is not fully stamped.
-        ContractViolation / MissingInput: bad input; nothing written but a `failed` ledger row.
+        ContractViolation / MissingInput: bad input; nothing staged but a `failed` ledger row.
     """
     source = table(table_name)
-    path = upsert.month_file(settings.seeds_dir(), month["month"], source)
-    started = datetime.now(UTC)
-    entry = {"run_id": run_id, "month": month["month"], "as_of": month["as_of"], "table_name": table_name,
-             "file_path": str(path), "started_at": started, "snapshot_policy": month.get("snapshot_policy")}
+    path = header.month_file(settings.seeds_dir(), month["month"], source)
+    entry = _ledger_entry(month, run_id, source.name, path)
     try:
-        with conn.transaction():
-            # One load of a table at a time: the order checks below and the write they guard are atomic.
-            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"streamflow_load:{table_name}",))
-            result = _replay(conn, source, path, month)
-            status = "replayed"
-            if result is None:
-                assert_loadable(conn, month["as_of"])
-                result, status = upsert.upsert_file(conn, source, path), "loaded"
-            _write_ledger(conn, {**entry, **_ledger_counts(result), "status": status})
+        staged = upsert.stage_file(conn, staging.schema_for(run_id), source, path, month["month"], run_id)
+        if _last_loaded_sha256(conn, month["month"], table_name) != staged.sha256:
+            assert_loadable(conn, month["as_of"])
+        conn.commit()
     except DataError as error:
         conn.rollback()
         with conn.transaction():
             _write_ledger(conn, {**entry, "status": "failed", "error": str(error)})
         raise
-    if status == "replayed":
-        log.info("%s of %s was already loaded from this very file: replay, nothing applied", table_name, month["month"])
-    return {**result.as_dict(), "status": status}
+    return staged.as_dict()
 
 
-def _replay(conn: psycopg.Connection, source, path, month: dict) -> upsert.UpsertResult | None:
-    """The result of re-running a month from the file it was last loaded from; None otherwise."""
-    if not path.is_file():
-        return None
-    loaded = conn.execute(
-        "SELECT file_sha256, rows_in_file FROM ingestion_ledger WHERE month = %s AND table_name = %s"
-        " AND status = 'loaded' ORDER BY id DESC LIMIT 1", (month["month"], source.name)).fetchone()
-    if loaded is None or loaded[0] != upsert.file_sha256(path):
-        return None
-    columns, _ = upsert.read_header(path, source)
-    return upsert.UpsertResult(
-        table=source.name, file=str(path), sha256=loaded[0], rows=loaded[1], inserted=0, updated=0,
-        unchanged=loaded[1], columns=tuple(columns),
-        absent_columns=tuple(c for c in source.column_names if c not in columns), method="replay")
+def load_month(conn: psycopg.Connection, month: dict, run_id: str) -> dict:
+    """Stage all six tables, users first, then publish them: a DAG run without its validation."""
+    for source in TABLES:
+        stage_table(conn, source.name, month, run_id)
+    return publish_month(conn, month, run_id)
+
+
+def publish_month(conn: psycopg.Connection, month: dict, run_id: str) -> dict:
+    """Publish: apply the run's six staged tables to the live tables and write their ledger rows,
+    in one transaction, then drop the staging area (in that same transaction).
+
+    A table staged from the very file its month was last loaded from is a replay: nothing is
+    applied and the ledger says `replayed`. That makes re-runs of older months (backfills, UI
+    re-triggers) safe: applying them would roll the live tables back. Anything else must pass
+    the order checks (`streamflow_assert_loadable`), or nothing is published.
+
+    A run whose staging is gone but whose six ledger rows are there was published already (the
+    task was killed after its commit): that is returned, nothing is done twice.
+
+    Raises:
+        OutOfOrderMonth: see `stage_table`; `failed` ledger rows, nothing published.
+        NotStaged: the run's staging area misses tables (its upsert tasks must run again).
+    """
+    schema = staging.schema_for(run_id)
+    started = datetime.now(UTC)
+    try:
+        with conn.transaction():
+            conn.execute("SELECT set_config('work_mem', %s, true)", (upsert.WORK_MEM,))
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (PUBLISH_LOCK,))
+            staged = staging.manifest(conn, schema)
+            if not staged:
+                done = _published_already(conn, run_id)
+                if done is not None:
+                    log.info("%s was published by an earlier attempt of this run: nothing to do", month["month"])
+                    return {**month, "tables": done}
+            missing = [t.name for t in TABLES if t.name not in staged]
+            if missing:
+                raise NotStaged(f"run {run_id}: nothing staged for {', '.join(missing)} in {schema}; "
+                                "clear the run's upsert tasks (or the whole run) so they stage the month again")
+            replays = {t.name: _last_loaded_sha256(conn, month["month"], t.name) == staged[t.name]["file_sha256"]
+                       for t in TABLES}
+            if not all(replays.values()):
+                assert_loadable(conn, month["as_of"])
+            applied = {}
+            for source in TABLES:  # users first: the other five reference it
+                entry = staged[source.name]
+                rows = entry["rows_in_file"]
+                result = (publish.Applied(source.name, rows, 0, 0, rows, "replay") if replays[source.name] else
+                          publish.apply_staged(conn, schema, source, entry["columns"], rows))
+                _write_ledger(conn, {**_ledger_entry(month, run_id, source.name, entry["file_path"]),
+                                     "started_at": entry["staged_at"], "file_sha256": entry["file_sha256"],
+                                     "rows_in_file": rows, "inserted": result.inserted, "updated": result.updated,
+                                     "unchanged": result.unchanged, "absent_columns": entry["absent_columns"],
+                                     "status": "replayed" if replays[source.name] else "loaded"})
+                applied[source.name] = result.as_dict()
+                log.info("publish %s (%s): %d rows, %d inserted, %d updated, %d unchanged", source.name,
+                         result.method, rows, result.inserted, result.updated, result.unchanged)
+            staging.drop(conn, schema)
+    except DataError as error:
+        conn.rollback()
+        with conn.transaction():
+            for source in TABLES:
+                _write_ledger(conn, {**_ledger_entry(month, run_id, source.name, ""), "started_at": started,
+                                     "status": "failed", "error": str(error)})
+        raise
+    log.info("published %s (as_of %s) in %.1f s", month["month"], month["as_of"],
+             (datetime.now(UTC) - started).total_seconds())
+    return {**month, "tables": applied}
+
+
+def _published_already(conn: psycopg.Connection, run_id: str) -> dict | None:
+    """The run's published tables from the ledger, when all six are there; None otherwise."""
+    rows = conn.execute(
+        "SELECT DISTINCT ON (table_name) table_name, rows_in_file, inserted, updated, unchanged, status"
+        " FROM ingestion_ledger WHERE run_id = %s ORDER BY table_name, id DESC", (run_id,)).fetchall()
+    done = {name: {"table": name, "rows": total, "inserted": inserted, "updated": updated, "unchanged": unchanged,
+                   "method": "replay" if status == "replayed" else "published"}
+            for name, total, inserted, updated, unchanged, status in rows if status in ("loaded", "replayed")}
+    return done if len(done) == len(TABLES) else None
+
+
+def _last_loaded_sha256(conn: psycopg.Connection, month: str, table_name: str) -> str | None:
+    row = conn.execute(
+        "SELECT file_sha256 FROM ingestion_ledger WHERE month = %s AND table_name = %s AND status = 'loaded'"
+        " ORDER BY id DESC LIMIT 1", (month, table_name)).fetchone()
+    return row[0] if row else None
+
+
+def _ledger_entry(month: dict, run_id: str, table_name: str, path) -> dict:
+    return {"run_id": run_id, "month": month["month"], "as_of": month["as_of"], "table_name": table_name,
+            "file_path": str(path), "started_at": datetime.now(UTC), "snapshot_policy": month.get("snapshot_policy")}
 
 
 def assert_loadable(conn: psycopg.Connection, as_of: str) -> None:
@@ -108,11 +190,6 @@ def assert_loadable(conn: psycopg.Connection, as_of: str) -> None:
                          (as_of, [t.snapshot_table for t in SNAPSHOTTED]))
     except psycopg.errors.RaiseException as error:
         raise OutOfOrderMonth(f"{error.diag.message_primary}; {error.diag.message_hint}") from None
-
-
-def _ledger_counts(result: upsert.UpsertResult) -> dict:
-    return {"file_sha256": result.sha256, "rows_in_file": result.rows, "inserted": result.inserted,
-            "updated": result.updated, "unchanged": result.unchanged, "absent_columns": list(result.absent_columns)}
 
 
 LEDGER_COLUMNS = ("run_id", "month", "as_of", "table_name", "file_path", "file_sha256", "rows_in_file", "inserted",
@@ -132,12 +209,18 @@ def _write_ledger(conn: psycopg.Connection, entry: dict) -> None:
 
 def validate_table(conn: psycopg.Connection, sqlalchemy_url: str, table_name: str, month: dict, run_id: str,
                    dag_id: str = "ingest_month") -> dict:
-    """Run one table's suite, keep and log the outcome, fail on any failed expectation.
+    """Audit: run one table's suite on the run's staged month, keep and log the outcome, fail on
+    any failed expectation (and then nothing is published).
 
-    The log ends with a link to the validation view (served from `validation_results` by the
-    API server), so whoever reads the log can open the same outcome in the UI.
+    Every failing user_id of a failed expectation, with its value, goes to
+    `validation_failing_keys`; the log keeps the short block and ends with a link to the
+    validation view (served from `validation_results` by the API server).
     """
-    outcomes = validation.run_suite(sqlalchemy_url, table(table_name))
+    schema = staging.schema_for(run_id)
+    if not staging.exists(conn, schema, table_name):
+        raise NotStaged(f"run {run_id}: {table_name} is not staged in {schema}; clear the run's upsert tasks "
+                        "so they stage the month again")
+    outcomes = validation.run_suite(sqlalchemy_url, table(table_name), schema)
     run = {"run_id": run_id, "month": month["month"], "as_of": month["as_of"]}
     validation.record_outcomes(conn, run, outcomes)
     view = settings.ui_url() + validation_view.view_path(dag_id, run_id, f"{validation_view.VALIDATE_TASK_PREFIX}{table_name}")

@@ -1,4 +1,4 @@
-"""Great Expectations 1.x suites, run inside PostgreSQL on whole live tables.
+"""Great Expectations 1.x suites, run inside PostgreSQL on a run's staged month (or a live table).
 
 Suites are data: `expectations.yml` (per-table rules, each with its reason) plus what the
 registry implies for every table (`registry_expectations`). GX runs them through its SQL
@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 
 SUITES_FILE = Path(__file__).with_name("expectations.yml")
 SAMPLE_SIZE = 10
+#: At most this many failing user_ids of one expectation are kept in `validation_failing_keys`
+#: (validation_results.unexpected_count keeps the true count).
+FAILING_KEYS_LIMIT = 100_000
 QUERY_EXPECTATION = "unexpected_rows_expectation"
 COVERAGE_GAP = "gap"  # the column of the coverage query that says which side is missing
 
@@ -50,6 +53,8 @@ class Outcome:
     why: str = ""
     error: str | None = None
     expectation_type: str = ""  # the GX expectation (`expectation` may be a description instead)
+    # Every failing row (user_id, value) of a failed expectation, up to FAILING_KEYS_LIMIT; not sent to XCom.
+    failing_keys: list[tuple[Any, Any]] = field(default_factory=list, repr=False)
 
 
 @cache
@@ -59,8 +64,32 @@ def _suites_file() -> dict[str, list[dict]]:
     return yaml.safe_load(SUITES_FILE.read_text(encoding="utf-8"))
 
 
-def registry_expectations(table: Table) -> list[dict]:
-    """What every table must satisfy, from its registry entry."""
+def _quoted(*names: str) -> str:
+    """A (qualified) identifier quoted as psycopg.sql.Identifier quotes it (names here are registry or
+    staging names, never input)."""
+    return ".".join('"' + name.replace('"', '""') + '"' for name in names)
+
+
+def coverage_query(table: Table, schema: str | None = None) -> str:
+    """Rows of `table` without a user and users without a row; `{batch}` is the table validated.
+
+    On a staged month (`schema`) both sides are what the publish would leave: users staged or
+    already live, rows staged or already live. One hash full join, both directions at once; not
+    NOT IN, which is quadratic past work_mem.
+    """
+    users = _quoted(USERS)
+    rows = f"SELECT {KEY} FROM {{batch}}"
+    if schema:
+        users = f"(SELECT {KEY} FROM {_quoted(USERS)} UNION SELECT {KEY} FROM {_quoted(schema, USERS)})"
+        rows = f"{rows} UNION SELECT {KEY} FROM {_quoted(table.name)}"
+    return (f"SELECT coalesce(known.{KEY}, batch_rows.{KEY}) AS {KEY}, "
+            f"CASE WHEN known.{KEY} IS NULL THEN 'a row without a user' ELSE 'a user without a row' END "
+            f"AS {COVERAGE_GAP} FROM {users} AS known FULL JOIN ({rows}) AS batch_rows "
+            f"ON batch_rows.{KEY} = known.{KEY} WHERE known.{KEY} IS NULL OR batch_rows.{KEY} IS NULL")
+
+
+def registry_expectations(table: Table, schema: str | None = None) -> list[dict]:
+    """What every table must satisfy, from its registry entry (`schema`: validating a staged month)."""
     specs = [
         {"type": "expect_table_columns_to_match_set",
          "kwargs": {"column_set": list(table.column_names), "exact_match": True},
@@ -75,13 +104,7 @@ def registry_expectations(table: Table) -> list[dict]:
     if table.depends_on_users:
         specs.append({
             "type": QUERY_EXPECTATION,
-            # One hash full join, both directions at once; not NOT IN, which is quadratic past work_mem.
-            "kwargs": {"unexpected_rows_query":
-                       f"SELECT coalesce({USERS}.{KEY}, batch_rows.{KEY}) AS {KEY}, "
-                       f"CASE WHEN {USERS}.{KEY} IS NULL THEN 'a row without a user' "
-                       f"ELSE 'a user without a row' END AS {COVERAGE_GAP} "
-                       f"FROM {USERS} FULL JOIN {{batch}} AS batch_rows ON batch_rows.{KEY} = {USERS}.{KEY} "
-                       f"WHERE {USERS}.{KEY} IS NULL OR batch_rows.{KEY} IS NULL"},
+            "kwargs": {"unexpected_rows_query": coverage_query(table, schema)},
             "description": f"every user has a {table.name} row and every row a user",
             "why": "a user without a row would silently drop out of training sets; "
                    "a row without a user cannot be joined into one.",
@@ -89,17 +112,18 @@ def registry_expectations(table: Table) -> list[dict]:
     return specs
 
 
-def suite_spec(table: Table) -> list[dict]:
+def suite_spec(table: Table, schema: str | None = None) -> list[dict]:
     """The whole suite of one table: registry-implied rules, then `expectations.yml`'s."""
-    return registry_expectations(table) + list(_suites_file().get(table.name, []))
+    return registry_expectations(table, schema) + list(_suites_file().get(table.name, []))
 
 
-def run_suite(sqlalchemy_url: str, table: Table) -> list[Outcome]:
-    """Validate every row of one live table; return one Outcome per expectation.
+def run_suite(sqlalchemy_url: str, table: Table, schema: str | None = None) -> list[Outcome]:
+    """Validate every row of one table; return one Outcome per expectation.
 
     Args:
         sqlalchemy_url: SQLAlchemy URL of the warehouse (`postgresql+psycopg://...`).
         table: registry entry of the table to validate.
+        schema: a run's staging schema: validate the staged month (the DAG's way); None: the live table.
     """
     import great_expectations as gx
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
@@ -109,9 +133,9 @@ def run_suite(sqlalchemy_url: str, table: Table) -> list[Outcome]:
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = {"globally": False}
     source = context.data_sources.add_postgres(name="warehouse", connection_string=sqlalchemy_url)
-    batch = source.add_table_asset(name=table.name, table_name=table.name).add_batch_definition_whole_table(
+    batch = source.add_table_asset(name=table.name, table_name=table.name, schema_name=schema).add_batch_definition_whole_table(
         "whole_table").get_batch()
-    specs = suite_spec(table)
+    specs = suite_spec(table, schema)
 
     def validate(indexes: list[int], result_format: dict) -> dict[int, dict]:
         suite = gx.ExpectationSuite(name=f"{table.name}_suite")
@@ -129,17 +153,33 @@ def run_suite(sqlalchemy_url: str, table: Table) -> list[Outcome]:
         })
         return {item.expectation_config.meta["spec_index"]: item.to_json_dict() for item in result.results}
 
-    # Pass or fail first: GX folds the column checks into one aggregate scan per table. Samples
-    # cost a scan per expectation even when nothing is found, so only failures fetch them, in a
-    # second pass: query-based expectations name their rows only under COMPLETE (GX caps them at
-    # a few hundred); column expectations use SUMMARY, whose samples are bounded.
+    # Pass or fail first: GX folds the column checks into one aggregate scan per table. Failing
+    # rows cost a scan per expectation even when nothing is found, so only failures fetch them,
+    # in a second pass under COMPLETE: every failing row, with its user_id and value.
     results = validate(list(range(len(specs))), {"result_format": "BOOLEAN_ONLY"})
     failed = [index for index, item in results.items() if not item.get("success")]
-    for query_based, result_format in ((False, "SUMMARY"), (True, "COMPLETE")):
-        indexes = [index for index in failed if (specs[index]["type"] == QUERY_EXPECTATION) == query_based]
-        if indexes:
-            results.update(validate(indexes, {"result_format": result_format}))
-    return [_outcome(table, spec, results[index]) for index, spec in enumerate(specs)]
+    if failed:
+        results.update(validate(failed, {"result_format": "COMPLETE"}))
+    outcomes = [_outcome(table, spec, results[index]) for index, spec in enumerate(specs)]
+    batch_table = _quoted(schema, table.name) if schema else _quoted(table.name)
+    return [_with_every_unexpected_row(sqlalchemy_url, batch_table, o, spec) if not o.success and spec["type"] == QUERY_EXPECTATION
+            else o for o, spec in zip(outcomes, specs, strict=True)]
+
+
+def _with_every_unexpected_row(sqlalchemy_url: str, batch_table: str, outcome: Outcome, spec: dict) -> Outcome:
+    """GX keeps a few hundred rows of a failed query expectation: run its query for all of them."""
+    import dataclasses
+
+    import sqlalchemy
+
+    query = spec["kwargs"]["unexpected_rows_query"].replace("{batch}", batch_table)
+    engine = sqlalchemy.create_engine(sqlalchemy_url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.exec_driver_sql(f"{query} LIMIT {int(FAILING_KEYS_LIMIT)}").fetchall()
+    finally:
+        engine.dispose()
+    return dataclasses.replace(outcome, failing_keys=[(row[0], row[1]) for row in rows])
 
 
 def _jsonable(value: Any) -> Any:
@@ -154,12 +194,13 @@ def _outcome(table: Table, spec: dict, item: dict) -> Outcome:
         error = next((info.get("exception_message") for info in exception.values()
                       if isinstance(info, dict) and info.get("exception_message")), None)
     column = spec["kwargs"].get("column")
-    samples = [{KEY: row.get(KEY), "value": row.get(column)} for row in result.get("partial_unexpected_index_list") or []]
+    failing = [(row.get(KEY), row.get(column)) for row in result.get("unexpected_index_list") or []]
     unexpected = result.get("unexpected_count")
     if spec["type"] == QUERY_EXPECTATION:
         rows = (result.get("details") or {}).get("unexpected_rows") or []
-        samples = [{KEY: row.get(KEY), "value": row.get(COVERAGE_GAP)} for row in rows[:SAMPLE_SIZE]]
+        failing = [(row.get(KEY), row.get(COVERAGE_GAP)) for row in rows]
         unexpected = result.get("observed_value")
+    samples = [{KEY: key, "value": value} for key, value in failing[:SAMPLE_SIZE]]
     element_count = result.get("element_count")
     percent = result.get("unexpected_percent")
     return Outcome(
@@ -168,6 +209,7 @@ def _outcome(table: Table, spec: dict, item: dict) -> Outcome:
         element_count=element_count, unexpected_count=unexpected,
         unexpected_percent=round(percent, 4) if percent is not None else None,
         samples=_jsonable(samples), why=spec.get("why", ""), error=error, expectation_type=spec["type"],
+        failing_keys=failing[:FAILING_KEYS_LIMIT],
     )
 
 
@@ -203,18 +245,24 @@ def raise_if_failed(outcomes: list[Outcome]) -> None:
 
 
 def record_outcomes(conn: psycopg.Connection, run: dict[str, str], outcomes: list[Outcome]) -> None:
-    """Keep every outcome, pass or fail, in `validation_results` (bound parameters only)."""
+    """Keep every outcome, pass or fail, in `validation_results`, and the failing rows of each
+    failure in `validation_failing_keys` (bound parameters and COPY only)."""
     with conn.transaction(), conn.cursor() as cursor:
-        cursor.executemany(
-            "INSERT INTO validation_results (run_id, month, as_of, table_name, expectation, column_name, kwargs,"
-            " success, element_count, unexpected_count, unexpected_percent, samples, error, expectation_type, why)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s::jsonb, %s, %s, %s)",
-            [(run["run_id"], run["month"], run["as_of"], o.table, o.expectation, o.column,
-              json.dumps(o.kwargs, default=str), o.success, o.element_count, o.unexpected_count,
-              o.unexpected_percent, json.dumps(o.samples, default=str), o.error, o.expectation_type, o.why)
-             for o in outcomes],
-        )
+        for o in outcomes:
+            (result_id,) = cursor.execute(
+                "INSERT INTO validation_results (run_id, month, as_of, table_name, expectation, column_name, kwargs,"
+                " success, element_count, unexpected_count, unexpected_percent, samples, error, expectation_type, why)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s::jsonb, %s, %s, %s) RETURNING id",
+                (run["run_id"], run["month"], run["as_of"], o.table, o.expectation, o.column,
+                 json.dumps(o.kwargs, default=str), o.success, o.element_count, o.unexpected_count,
+                 o.unexpected_percent, json.dumps(o.samples, default=str), o.error, o.expectation_type, o.why),
+            ).fetchone()
+            if o.failing_keys:
+                with cursor.copy("COPY validation_failing_keys (validation_result_id, user_id, value) FROM STDIN") as copy:
+                    for key, value in o.failing_keys:
+                        copy.write_row((result_id, key, None if value is None else str(value)))
 
 
 def outcomes_as_dicts(outcomes: list[Outcome]) -> list[dict]:
-    return [asdict(o) for o in outcomes]
+    """The outcomes for XCom: everything but the (long) failing-key lists."""
+    return [{k: v for k, v in asdict(o).items() if k != "failing_keys"} for o in outcomes]

@@ -30,10 +30,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from streamflow import upsert
 from streamflow.errors import ContractViolation, MissingInput
 from streamflow.registry import KEY, TABLES, TABLES_BY_NAME, USERS, Table
-from tests.helpers import live_hashes, load_month, table_hash
+from tests.helpers import apply_file, live_hashes, load_month, table_hash
 
 MONTH = "month_000"
 ROWS = 7043
@@ -391,7 +390,7 @@ def test_bad_input_is_refused_and_nothing_changes(loaded, seeds, tmp_path, monke
     before = settled_hashes(conn)
 
     with pytest.raises((ContractViolation, MissingInput)) as caught:
-        upsert.upsert_file(conn, table, path)
+        apply_file(conn, table, path)
 
     error = caught.value
     assert type(error) is bad.error
@@ -411,7 +410,7 @@ def test_canary_alone_is_loaded(loaded, seeds, tmp_path, table):
     path = write_month_file(tmp_path, table, with_canary((seeds / MONTH / table.file_name).read_bytes(), table))
     before = settled_hashes(conn)
 
-    result = upsert.upsert_file(conn, table, path)
+    result = apply_file(conn, table, path)
 
     assert (result.rows, result.inserted, result.updated) == (ROWS, 0, 1)
     after = live_hashes(conn)
@@ -428,7 +427,7 @@ def test_sql_injection_header_leaves_users_intact(loaded, seeds, tmp_path, table
     conn.commit()
 
     with pytest.raises(ContractViolation, match=re.escape(repr(INJECTION))):
-        upsert.upsert_file(conn, table, path)
+        apply_file(conn, table, path)
 
     assert conn.execute("SELECT to_regclass('public.users') IS NOT NULL").fetchone()[0]
     assert conn.execute("SELECT count(*) FROM users").fetchone()[0] == ROWS
@@ -493,21 +492,21 @@ def test_accepted_variants_load_identically(conn, seeds, tmp_path, rewrite, tabl
     table, users = TABLES_BY_NAME[table_name], TABLES_BY_NAME[USERS]
     original = seeds / MONTH / table.file_name
     if table.depends_on_users:
-        upsert.upsert_file(conn, users, seeds / MONTH / users.file_name)
-    upsert.upsert_file(conn, table, original)
+        apply_file(conn, users, seeds / MONTH / users.file_name)
+    apply_file(conn, table, original)
     expected = settled_hashes(conn)
     variant = rewrite(original.read_bytes(), table)
     assert variant != original.read_bytes()
     path = write_month_file(tmp_path, table, variant)
 
-    over = upsert.upsert_file(conn, table, path)
+    over = apply_file(conn, table, path)
 
     assert (over.rows, over.inserted, over.updated, over.unchanged) == (ROWS, 0, 0, ROWS)
     assert live_hashes(conn) == expected
     conn.execute(sql.SQL("TRUNCATE {} CASCADE").format(sql.Identifier(table.name)))
     conn.commit()
 
-    fresh = upsert.upsert_file(conn, table, path)
+    fresh = apply_file(conn, table, path)
 
     assert (fresh.rows, fresh.inserted, fresh.updated) == (ROWS, ROWS, 0)
     assert table_hash(conn, table.name) == expected[table.name]
@@ -535,6 +534,6 @@ def test_a_lone_end_of_data_marker_is_refused(loaded, seeds, tmp_path, target, e
     before = settled_hashes(conn)
 
     with pytest.raises(ContractViolation, match=re.escape(f"line {line}: a line holding only \\. ")):
-        upsert.upsert_file(conn, table, path)
+        apply_file(conn, table, path)
 
     assert live_hashes(conn) == before

@@ -6,10 +6,9 @@ import csv
 
 import pytest
 
-from streamflow import upsert
 from streamflow.errors import ContractViolation
 from streamflow.registry import TABLES, table
-from tests.helpers import live_hashes, load_month
+from tests.helpers import apply_file, live_hashes, load_month
 
 ROWS = 7043
 
@@ -22,18 +21,18 @@ def test_first_month_lands_every_row(conn, seeds):
         assert conn.execute(f"SELECT count(*) FROM {t.name}").fetchone()[0] == ROWS
 
 
-def test_first_load_copies_straight_in_where_the_result_is_the_same(conn, seeds):
-    """Every empty table takes the direct COPY of the real files; the same files again are staged."""
+def test_real_files_copy_straight_into_staging_and_a_first_load_publishes_in_bulk(conn, seeds):
+    """The real files take the typed COPY; into empty live tables the publish is one INSERT ... SELECT;
+    the same files again are MERGEd and find nothing that differs."""
     first = load_month(conn, seeds, "month_000")
-    assert {r.method for r in first.values()} == {"copy"}
+    assert {(r.write, r.publish) for r in first.values()} == {("copy", "bulk")}
     again = load_month(conn, seeds, "month_000")
-    # The staged casts of the same files find nothing that differs from what the COPY stored.
-    assert {(r.method, r.inserted, r.updated) for r in again.values()} == {("merge", 0, 0)}
+    assert {(r.write, r.publish, r.inserted, r.updated) for r in again.values()} == {("copy", "merge", 0, 0)}
 
 
 @pytest.mark.parametrize("table_name", ["users", "labels"])
 def test_a_padded_key_on_first_load_is_trimmed_as_the_staged_path_does(conn, seeds, tmp_path, table_name):
-    """users has no foreign key to catch it (checked after the COPY); labels' foreign key does."""
+    """Checked after the typed COPY, which then gives way to the checked path."""
     load_month(conn, seeds, "month_000")
     conn.execute(f"TRUNCATE {table_name} CASCADE")
     conn.commit()
@@ -43,9 +42,9 @@ def test_a_padded_key_on_first_load_is_trimmed_as_the_staged_path_does(conn, see
     path = tmp_path / f"{table_name}.csv"
     path.write_text("".join(lines))
 
-    result = upsert.upsert_file(conn, table(table_name), path)
+    result = apply_file(conn, table(table_name), path)
 
-    assert (result.method, result.inserted) == ("merge", ROWS)
+    assert (result.write, result.inserted) == ("checked", ROWS)
     assert conn.execute(f"SELECT count(*) FROM {table_name} WHERE user_id <> btrim(user_id)").fetchone()[0] == 0
     assert conn.execute(f"SELECT count(*) FROM {table_name} WHERE user_id = %s", (user,)).fetchone()[0] == 1
 
@@ -59,9 +58,9 @@ def test_a_users_file_with_iso_or_blank_dates_copies_straight_in(conn, seeds, tm
     path = tmp_path / "users.csv"
     path.write_text("".join(lines))
 
-    result = upsert.upsert_file(conn, table("users"), path)
+    result = apply_file(conn, table("users"), path)
 
-    assert (result.method, result.inserted) == ("copy", ROWS)
+    assert (result.write, result.inserted) == ("copy", ROWS)
     stored = conn.execute("SELECT signup_date::text FROM users WHERE user_id = %s", (fields[0],)).fetchone()[0]
     assert stored == (signup_date.strip() or None)
 
@@ -85,7 +84,7 @@ def test_a_first_load_refuses_dates_only_postgresql_reads_as_dates(conn, tmp_pat
     path.write_text(f"{header}\n{line}\n")
 
     with pytest.raises(ContractViolation) as caught:
-        upsert.upsert_file(conn, table("users"), path)
+        apply_file(conn, table("users"), path)
 
     message = str(caught.value)
     assert 'column "signup_date"' in message
@@ -146,7 +145,7 @@ def test_a_changed_file_updates_exactly_the_changed_rows(conn, seeds, tmp_path):
     path = tmp_path / "usage_agg_30d.csv"
     path.write_text("".join(lines))
 
-    result = upsert.upsert_file(conn, table("usage_agg_30d"), path)
+    result = apply_file(conn, table("usage_agg_30d"), path)
 
     assert (result.inserted, result.updated, result.unchanged) == (0, 3, ROWS - 3)
     rows = conn.execute("SELECT user_id, skips_7d FROM usage_agg_30d WHERE user_id = ANY(%s) ORDER BY user_id",
@@ -161,6 +160,6 @@ def test_new_users_are_inserted(conn, seeds, tmp_path):
     header, first, *_ = (seeds / "month_000" / "users.csv").read_text().splitlines()
     path = tmp_path / "users.csv"
     path.write_text(f"{header}\n{first}\nNEW-0001,2024-01-15,Female,False,True,False\n")
-    result = upsert.upsert_file(conn, table("users"), path)
+    result = apply_file(conn, table("users"), path)
     assert (result.inserted, result.updated, result.unchanged) == (1, 0, 1)
     assert conn.execute("SELECT signup_date::text FROM users WHERE user_id = 'NEW-0001'").fetchone() == ("2024-01-15",)

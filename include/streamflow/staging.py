@@ -1,0 +1,93 @@
+"""A run's staging area: one schema per DAG run, where the upsert tasks write and validation reads.
+
+The name comes from the run id (hashed: run ids carry characters identifiers should not), so
+two runs at once, of the same month or not, never share staged tables. `sql/staging_manifest.sql`
+holds its DDL. The publish task drops the schema in the transaction that publishes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import TYPE_CHECKING
+
+from streamflow.settings import SQL_DIR
+
+if TYPE_CHECKING:
+    import psycopg
+    from psycopg import sql
+
+SCHEMA_PREFIX = "streamflow_stage_"
+_SCHEMA_NAME = re.compile(rf"^{SCHEMA_PREFIX}[0-9a-f]{{16}}$")
+MANIFEST = "staged_files"
+MANIFEST_DDL = SQL_DIR / "staging_manifest.sql"
+MANIFEST_COLUMNS = ("table_name", "month", "run_id", "file_path", "file_sha256", "rows_in_file", "columns",
+                    "absent_columns", "method")
+# Parallel upsert tasks may create the schema at once: CREATE ... IF NOT EXISTS races on the catalog.
+_CREATE_LOCK = "streamflow_staging_create"
+
+
+def schema_for(run_id: str) -> str:
+    """The staging schema of one DAG run."""
+    return SCHEMA_PREFIX + hashlib.sha256(run_id.encode()).hexdigest()[:16]
+
+
+def _checked(schema: str) -> str:
+    if not _SCHEMA_NAME.fullmatch(schema):
+        raise ValueError(f"{schema!r} is not a staging schema name ({SCHEMA_PREFIX} + 16 hex digits)")
+    return schema
+
+
+def table_in(schema: str, name: str) -> sql.Identifier:
+    """`schema.name`, quoted."""
+    from psycopg import sql
+
+    return sql.Identifier(_checked(schema), name)
+
+
+def ensure(conn: psycopg.Connection, schema: str) -> None:
+    """Create the schema and its manifest if missing, in the caller's transaction."""
+    from psycopg import sql
+
+    conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (_CREATE_LOCK,))
+    conn.execute(sql.SQL(MANIFEST_DDL.read_text(encoding="utf-8")).format(schema=sql.Identifier(_checked(schema))))
+
+
+def exists(conn: psycopg.Connection, schema: str, table: str = MANIFEST) -> bool:
+    return conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f'"{_checked(schema)}"."{table}"',)).fetchone()[0]
+
+
+def forget(conn: psycopg.Connection, schema: str, table_name: str) -> None:
+    """Drop what an earlier attempt staged for one table (a re-run starts over), in the caller's transaction."""
+    from psycopg import sql
+
+    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(table_in(schema, table_name)))
+    conn.execute(sql.SQL("DELETE FROM {} WHERE table_name = %s").format(table_in(schema, MANIFEST)), (table_name,))
+
+
+def record(conn: psycopg.Connection, schema: str, entry: dict) -> None:
+    """Add one staged file to the manifest."""
+    from psycopg import sql
+
+    conn.execute(sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
+        table_in(schema, MANIFEST), sql.SQL(", ").join(map(sql.Identifier, MANIFEST_COLUMNS)),
+        sql.SQL(", ").join(sql.Placeholder(c) for c in MANIFEST_COLUMNS)), {c: entry[c] for c in MANIFEST_COLUMNS})
+
+
+def manifest(conn: psycopg.Connection, schema: str) -> dict[str, dict]:
+    """What is staged, by table name (empty when the schema is not there)."""
+    from psycopg import sql
+    from psycopg.rows import dict_row
+
+    if not exists(conn, schema):
+        return {}
+    with conn.cursor(row_factory=dict_row) as cursor:
+        rows = cursor.execute(sql.SQL("SELECT * FROM {}").format(table_in(schema, MANIFEST))).fetchall()
+    return {row["table_name"]: row for row in rows}
+
+
+def drop(conn: psycopg.Connection, schema: str) -> None:
+    """Drop the whole staging area, in the caller's transaction."""
+    from psycopg import sql
+
+    conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(_checked(schema))))
