@@ -39,7 +39,9 @@ from streamflow_runtime import SNAPSHOT_ASSETS, announce, fail_fast, warehouse_c
     catchup=True,
     max_active_runs=1,
     tags=["streamflow", "ingest"],
-    default_args={"owner": "data-platform", "retries": 2, "retry_delay": timedelta(seconds=30)},
+    # A lost connection (server restarting) is retried, after 30 s then 60 s; bad input fails at once (fail_fast).
+    default_args={"owner": "data-platform", "retries": 2, "retry_delay": timedelta(seconds=30),
+                  "retry_exponential_backoff": 2.0},
     doc_md=__doc__,
     params={
         "month": Param(
@@ -66,11 +68,14 @@ def ingest_month():
 
     @task
     def ensure_schema() -> list[str]:
-        """#### Create the live, snapshot and bookkeeping tables if missing (idempotent DDL)."""
+        """#### Create the live, snapshot and bookkeeping tables if missing (idempotent DDL); drop stale staging."""
         from streamflow.schema import apply_schema
+        from streamflow.staging import drop_stale
 
         with warehouse_connection() as conn:
-            return apply_schema(conn)
+            applied = apply_schema(conn)
+            drop_stale(conn)
+            return applied
 
     @task
     @fail_fast

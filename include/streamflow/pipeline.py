@@ -141,7 +141,8 @@ def publish_month(conn: psycopg.Connection, month: dict, run_id: str) -> dict:
                                      "rows_in_file": rows, "inserted": result.inserted, "updated": result.updated,
                                      "unchanged": result.unchanged, "absent_columns": entry["absent_columns"],
                                      "status": "replayed" if replays[source.name] else "loaded"})
-                applied[source.name] = result.as_dict()
+                applied[source.name] = {**result.as_dict(), "status": "replayed" if replays[source.name] else "loaded",
+                                        "absent_columns": list(entry["absent_columns"])}
                 log.info("publish %s (%s): %d rows, %d inserted, %d updated, %d unchanged", source.name,
                          result.method, rows, result.inserted, result.updated, result.unchanged)
             staging.drop(conn, schema)
@@ -163,7 +164,7 @@ def _published_already(conn: psycopg.Connection, run_id: str) -> dict | None:
         "SELECT DISTINCT ON (table_name) table_name, rows_in_file, inserted, updated, unchanged, status"
         " FROM ingestion_ledger WHERE run_id = %s ORDER BY table_name, id DESC", (run_id,)).fetchall()
     done = {name: {"table": name, "rows": total, "inserted": inserted, "updated": updated, "unchanged": unchanged,
-                   "method": "replay" if status == "replayed" else "published"}
+                   "method": "replay" if status == "replayed" else "published", "status": status}
             for name, total, inserted, updated, unchanged, status in rows if status in ("loaded", "replayed")}
     return done if len(done) == len(TABLES) else None
 

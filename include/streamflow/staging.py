@@ -91,3 +91,25 @@ def drop(conn: psycopg.Connection, schema: str) -> None:
     from psycopg import sql
 
     conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(_checked(schema))))
+
+
+#: A staging area nobody wrote to for this long belongs to a run that failed and was not re-run:
+#: kept that long for inspection (what exactly was refused), then dropped by the next run's setup.
+STALE_AFTER_HOURS = 24
+
+
+def drop_stale(conn: psycopg.Connection, hours: float = STALE_AFTER_HOURS) -> list[str]:
+    """Drop the staging areas last written more than `hours` ago; return their names."""
+    from psycopg import sql
+
+    dropped = []
+    with conn.transaction():
+        schemas = [row[0] for row in conn.execute(
+            "SELECT nspname FROM pg_namespace WHERE starts_with(nspname, %s)", (SCHEMA_PREFIX,)).fetchall()]
+        for schema in filter(_SCHEMA_NAME.fullmatch, schemas):
+            last = conn.execute(sql.SQL("SELECT max(staged_at) > now() - make_interval(secs => %s) FROM {}").format(
+                table_in(schema, MANIFEST)), (hours * 3600,)).fetchone()[0] if exists(conn, schema) else None
+            if not last:
+                drop(conn, schema)
+                dropped.append(schema)
+    return dropped

@@ -85,7 +85,7 @@ def stage_file(conn: psycopg.Connection, schema: str, table: Table, path: Path, 
     with conn.transaction():  # a re-run starts from nothing, even if this attempt is refused
         staging.ensure(conn, schema)
         staging.forget(conn, schema, table.name)
-    staged_users = staging.table_in(schema, USERS) if table.depends_on_users and staging.exists(conn, schema, USERS) else None
+        staged_users = staging.table_in(schema, USERS) if table.depends_on_users and staging.exists(conn, schema, USERS) else None
     with conn.transaction():
         conn.execute("SELECT set_config('work_mem', %s, true)", (WORK_MEM,))
         conn.execute(sql.SQL("CREATE UNLOGGED TABLE {} ({}, PRIMARY KEY ({}))").format(

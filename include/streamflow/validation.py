@@ -137,7 +137,7 @@ def run_suite(sqlalchemy_url: str, table: Table, schema: str | None = None) -> l
         "whole_table").get_batch()
     specs = suite_spec(table, schema)
 
-    def validate(indexes: list[int], result_format: dict) -> dict[int, dict]:
+    def validate(indexes: list[int], result_format: dict, rows_kept: int = SAMPLE_SIZE) -> dict[int, dict]:
         suite = gx.ExpectationSuite(name=f"{table.name}_suite")
         for index in indexes:
             spec = specs[index]
@@ -148,7 +148,8 @@ def run_suite(sqlalchemy_url: str, table: Table, schema: str | None = None) -> l
                                                     "spec_index": index})
             suite.add_expectation(config.to_domain_obj())
         result = batch.validate(suite, result_format={
-            **result_format, "partial_unexpected_count": SAMPLE_SIZE,
+            # On SQL, GX's COMPLETE too fetches at most `partial_unexpected_count` failing rows.
+            **result_format, "partial_unexpected_count": rows_kept,
             "unexpected_index_column_names": [KEY], "return_unexpected_index_query": False,
         })
         return {item.expectation_config.meta["spec_index"]: item.to_json_dict() for item in result.results}
@@ -159,7 +160,7 @@ def run_suite(sqlalchemy_url: str, table: Table, schema: str | None = None) -> l
     results = validate(list(range(len(specs))), {"result_format": "BOOLEAN_ONLY"})
     failed = [index for index, item in results.items() if not item.get("success")]
     if failed:
-        results.update(validate(failed, {"result_format": "COMPLETE"}))
+        results.update(validate(failed, {"result_format": "COMPLETE"}, FAILING_KEYS_LIMIT))
     outcomes = [_outcome(table, spec, results[index]) for index, spec in enumerate(specs)]
     batch_table = _quoted(schema, table.name) if schema else _quoted(table.name)
     return [_with_every_unexpected_row(sqlalchemy_url, batch_table, o, spec) if not o.success and spec["type"] == QUERY_EXPECTATION

@@ -33,8 +33,9 @@ def test_policy_owner_tags(dag_bag, dag_id):
 
 
 def test_retries(ingest_month):
-    upserts = [t for t in ingest_month.tasks if t.task_id.startswith("upsert_")]
-    assert {t.retries for t in upserts} == {2}  # transient errors (connection lost) are retried
+    retried = [t for t in ingest_month.tasks if t.task_id.startswith(("upsert_", "publish", "snapshot_"))]
+    # transient errors (connection lost) are retried, with a growing delay
+    assert {(t.retries, t.retry_exponential_backoff) for t in retried} == {(2, 2.0)}
     fail_fast = ["resolve_month", *(f"validate.{t.name}" for t in TABLES)]
     assert {ingest_month.get_task(task_id).retries for task_id in fail_fast} == {0}
 
@@ -102,7 +103,8 @@ def test_tasks_and_order(ingest_month):
     dependents = [f"upsert_{t.name}" for t in DEPENDENT_TABLES]
     validations = {f"validate.{t.name}" for t in TABLES}
     snapshots = {f"snapshot_{t.name}" for t in SNAPSHOTTED}
-    assert set(upstream) == {"resolve_month", "ensure_schema", "upsert_users", *dependents, *validations, *snapshots}
+    assert set(upstream) == {"resolve_month", "ensure_schema", "upsert_users", *dependents, *validations, "publish",
+                             *snapshots}
     assert upstream["resolve_month"] == set()
     assert upstream["ensure_schema"] == {"resolve_month"}
     assert upstream["upsert_users"] == {"resolve_month", "ensure_schema"}
@@ -110,8 +112,10 @@ def test_tasks_and_order(ingest_month):
         assert upstream[task_id] == {"resolve_month", "upsert_users"}
     for task_id in validations:  # every validation waits for every upsert
         assert ingest_month.get_task(task_id).get_flat_relative_ids(upstream=True) >= {"upsert_users", *dependents}
-    for task_id in snapshots:  # no snapshot before the whole validation group passed
-        assert upstream[task_id] == {"resolve_month", *validations}
+    # nothing is published before the whole validation group passed; no snapshot before the publish
+    assert upstream["publish"] == {"resolve_month", *validations}
+    for task_id in snapshots:
+        assert upstream[task_id] == {"resolve_month", "publish"}
     assert len(snapshots) == 5
 
 

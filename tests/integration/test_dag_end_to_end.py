@@ -99,7 +99,8 @@ def test_a_bad_month_fails_validation_and_stamps_nothing(run_dag, conn, seeds, t
     usage.write_text("".join(lines))
 
     assert_succeeded(run_dag("month_000", STREAMFLOW_SEEDS_DIR=str(tmp_path)))
-    january = snapshot_hashes(conn)
+    january, live = snapshot_hashes(conn), live_hashes(conn)
+    conn.commit()
     failed = run_dag("month_001", STREAMFLOW_SEEDS_DIR=str(tmp_path))
 
     assert failed.returncode != 0
@@ -111,6 +112,17 @@ def test_a_bad_month_fails_validation_and_stamps_nothing(run_dag, conn, seeds, t
     found = checks.collect(conn)
     assert found["as_of"] == ["2024-01-31"]  # nothing stamped for 2024-02-29
     assert snapshot_hashes(conn) == january
+    assert live_hashes(conn) == live  # nothing of month_001 was published: the live tables hold January
     stored = conn.execute(
         "SELECT as_of::text, column_name, unexpected_count FROM validation_results WHERE NOT success").fetchall()
     assert stored == [("2024-02-29", "watch_hours_30d", 3)]
+    kept = conn.execute("SELECT user_id FROM validation_failing_keys ORDER BY user_id").fetchall()
+    assert kept == sorted((user,) for user in broken_users)
+    conn.commit()
+
+    # The file corrected, the month again: published whole, stamped, staging gone but the failed run's.
+    shutil.copy(seeds / "month_001" / "usage_agg_30d.csv", usage)
+    assert_succeeded(run_dag("month_001", STREAMFLOW_SEEDS_DIR=str(tmp_path)))
+    assert checks.collect(conn)["as_of"] == ["2024-01-31", "2024-02-29"]
+    assert conn.execute("SELECT count(*) FILTER (WHERE churn_label) FROM labels").fetchone() == (1701,)
+    assert conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'streamflow_stage_%'").fetchone() == (1,)

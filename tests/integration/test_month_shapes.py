@@ -13,7 +13,6 @@ import pytest
 
 from streamflow import pipeline, snapshots
 from streamflow.errors import OutOfOrderMonth
-from streamflow.months import month_from_name
 from streamflow.registry import SNAPSHOTTED, TABLES
 from tests.helpers import live_hashes, table_hash
 
@@ -23,9 +22,8 @@ ADD_ONS = ("add_on_security", "add_on_backup", "add_on_device_protect", "add_on_
 
 def apply_month(conn, month: str) -> dict:
     """What one DAG run does, without Airflow: load the six tables in order, then stamp."""
-    run = month_from_name(month).as_dict()
-    loaded = {t.name: pipeline.load_table(conn, t.name, run, f"test__{month}") for t in TABLES}
-    conn.commit()
+    run = pipeline.month_of(month)
+    loaded = pipeline.load_month(conn, run, f"test__{month}")["tables"]
     snapshots.stamp(conn, run["as_of"])
     conn.commit()
     if {r["status"] for r in loaded.values()} == {"loaded"}:
@@ -103,7 +101,7 @@ def test_shape_changes_keep_every_snapshot_true(conn, months):
     assert loaded["users"]["inserted"] == len(joiners)
     assert {r["inserted"] for r in loaded.values()} == {len(joiners)}
     assert loaded["subscriptions"]["updated"] == ROWS - len(leavers)  # the add_on_* values arrived
-    assert loaded["subscriptions"]["absent_columns"] == ()
+    assert loaded["subscriptions"]["absent_columns"] == []
     # Leavers keep their last known state: files are extracts, not deletions.
     assert conn.execute("SELECT count(*) FROM users").fetchone() == (ROWS + len(joiners),)
     assert conn.execute("SELECT count(*) FROM labels_snapshots WHERE as_of = '2024-03-31'").fetchone() == (
@@ -123,7 +121,7 @@ def test_shape_changes_keep_every_snapshot_true(conn, months):
                           " (SELECT user_id, add_on_security, add_on_backup, add_on_device_protect, add_on_support"
                           "  FROM subscriptions) AS s").fetchone()
     loaded = apply_month(conn, "month_003")
-    assert loaded["subscriptions"]["absent_columns"] == ADD_ONS
+    assert loaded["subscriptions"]["absent_columns"] == list(ADD_ONS)
     after = conn.execute("SELECT md5(string_agg(s::text, ',' ORDER BY user_id)) FROM"
                          " (SELECT user_id, add_on_security, add_on_backup, add_on_device_protect, add_on_support"
                          "  FROM subscriptions) AS s").fetchone()
@@ -158,7 +156,7 @@ def test_an_older_month_with_other_files_is_refused_and_changes_nothing(conn, mo
     rewrite(months / "month_000" / "users.csv", lambda header, rows: (header, rows[:-1]))
 
     with pytest.raises(OutOfOrderMonth, match=r"refusing to apply as_of 2024-01-31 : month_001 \(as_of 2024-02-29\)"):
-        pipeline.load_table(conn, "users", month_from_name("month_000").as_dict(), "test__late")
+        pipeline.stage_table(conn, "users", pipeline.month_of("month_000"), "test__late")
 
     assert all_hashes(conn) == before
     failed = conn.execute("SELECT status, error FROM ingestion_ledger WHERE run_id = 'test__late'").fetchall()
@@ -169,22 +167,21 @@ def test_an_older_month_with_other_files_is_refused_and_changes_nothing(conn, mo
 
 def test_a_month_after_an_unstamped_month_is_refused(conn, months):
     apply_month(conn, "month_000")
-    february = month_from_name("month_001").as_dict()
-    for t in TABLES:  # February loaded, but its run stopped before stamping (say, a failed validation)
-        pipeline.load_table(conn, t.name, february, "test__february")
-    conn.commit()
+    february = pipeline.month_of("month_001")
+    # February published, but its run stopped before stamping (say, a snapshot task failed).
+    pipeline.load_month(conn, february, "test__february")
     before = all_hashes(conn)
 
     with pytest.raises(OutOfOrderMonth, match=(
             r"refusing to apply as_of 2024-03-31 : month_001 \(as_of 2024-02-29\) is loaded but not stamped in "
             r"subscriptions_profile_snapshots, usage_agg_30d_snapshots, .*labels_snapshots; "
             r"its run failed or is still running: fix it and re-run month_001 first")):
-        pipeline.load_table(conn, "users", month_from_name("month_002").as_dict(), "test__march")
+        pipeline.stage_table(conn, "users", pipeline.month_of("month_002"), "test__march")
 
     assert all_hashes(conn) == before
     snapshots.stamp(conn, february["as_of"])  # February's run finishing: now March may come
     conn.commit()
-    assert pipeline.load_table(conn, "users", month_from_name("month_002").as_dict(), "test__march")["status"] == (
+    assert pipeline.load_month(conn, pipeline.month_of("month_002"), "test__march")["tables"]["users"]["status"] == (
         "loaded")
 
 
@@ -194,7 +191,7 @@ def test_a_skipped_month_is_refused(conn, months):
 
     with pytest.raises(OutOfOrderMonth, match=(
             r"the latest loaded month is month_000 \(as_of 2024-01-31\), so the next one is as_of 2024-02-29")):
-        pipeline.load_table(conn, "users", month_from_name("month_002").as_dict(), "test__skip")
+        pipeline.stage_table(conn, "users", pipeline.month_of("month_002"), "test__skip")
 
     assert all_hashes(conn) == before
 
@@ -244,9 +241,8 @@ def test_corrected_files_for_the_latest_month(conn, months, policy):
         return header, [[r[0], {"True": "False", "False": "True"}[r[1]]] if r[0] == corrected else r for r in rows]
 
     rewrite(months / "month_001" / "labels.csv", flip)
-    run = {**month_from_name("month_001").as_dict(), "snapshot_policy": policy}
-    loaded = pipeline.load_table(conn, "labels", run, "test__corrected")
-    conn.commit()
+    run = pipeline.month_of("month_001", policy)
+    loaded = pipeline.load_month(conn, run, "test__corrected")["tables"]["labels"]
     stamped = snapshots.stamp(conn, run["as_of"], restamp=policy == "restamp")
     conn.commit()
 
@@ -297,10 +293,8 @@ def test_two_stamps_of_one_table_at_once_both_succeed(conn, months, warehouse):
 
     from tests.conftest import connect
 
-    run = month_from_name("month_000").as_dict()
-    for t in TABLES:
-        pipeline.load_table(conn, t.name, run, "test__month_000")
-    conn.commit()
+    run = pipeline.month_of("month_000")
+    pipeline.load_month(conn, run, "test__month_000")
     labels = next(t for t in SNAPSHOTTED if t.name == "labels")
     first, *rest = snapshots.render_stamp_sql(labels)
     params = {"as_of": run["as_of"], "restamp": True}

@@ -9,8 +9,7 @@ from __future__ import annotations
 import pytest
 
 from streamflow import pipeline, training
-from streamflow.months import month_from_name
-from streamflow.registry import SNAPSHOTTED, TABLES
+from streamflow.registry import SNAPSHOTTED
 from streamflow.training import TrainingSetRefused
 
 ROWS = 7043
@@ -18,10 +17,8 @@ CHURNERS = {"2024-01-31": 1869, "2024-02-29": 1701}
 
 
 def load(conn, month: str) -> dict:
-    run = month_from_name(month).as_dict()
-    for t in TABLES:
-        pipeline.load_table(conn, t.name, run, f"test__{month}")
-    conn.commit()
+    run = pipeline.month_of(month)
+    pipeline.load_month(conn, run, f"test__{month}")
     return run
 
 

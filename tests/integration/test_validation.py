@@ -249,3 +249,86 @@ def test_validation_view_keeps_the_latest_attempt_of_a_table(negative_watch_hour
     rows = validation_view.fetch(conn, run["run_id"], table.name)
     assert len(rows) == len(validation.suite_spec(table))
     assert all(r["success"] for r in rows)
+
+
+# --------------------------------------------------------------------------- the staged month (write, audit)
+
+
+@pytest.fixture
+def january_published(conn, seeds, tmp_path, monkeypatch):
+    """month_000 published and stamped; a tmp seeds dir holding it and a copy of month_001 to break."""
+    import shutil
+
+    from streamflow import pipeline, snapshots
+
+    for month in ("month_000", "month_001"):
+        shutil.copytree(seeds / month, tmp_path / month)
+    monkeypatch.setenv("STREAMFLOW_SEEDS_DIR", str(tmp_path))
+    pipeline.load_month(conn, pipeline.month_of("month_000"), "test__january")
+    snapshots.stamp(conn, "2024-01-31")
+    conn.commit()
+    return tmp_path
+
+
+def negate_watch_hours(path, lines: range) -> dict[str, str]:
+    """Make watch_hours_30d negative on those data lines; return {user_id: the new value}."""
+    rows = path.read_text().splitlines(keepends=True)
+    broken = {}
+    for index in lines:
+        fields = rows[index].split(",")
+        fields[1] = f"-{fields[1]}"
+        broken[fields[0]] = fields[1]
+        rows[index] = ",".join(fields)
+    path.write_text("".join(rows))
+    return broken
+
+
+def stage_all(conn, month: dict, run_id: str) -> None:
+    from streamflow import pipeline
+
+    for t in TABLES:
+        pipeline.stage_table(conn, t.name, month, run_id)
+
+
+def test_a_staged_month_failing_validation_keeps_every_failing_key_and_leaves_live_tables(conn, url, january_published):
+    """25 bad rows (more than the 10 samples): all 25 user_ids with their values are kept; nothing is live."""
+    from streamflow import pipeline
+    from tests.helpers import live_hashes
+
+    broken = negate_watch_hours(january_published / "month_001" / "usage_agg_30d.csv", range(2, 27))
+    month, run_id = pipeline.month_of("month_001"), "manual__bad_february"
+    before = live_hashes(conn)
+    conn.commit()
+    stage_all(conn, month, run_id)
+
+    with pytest.raises(ValidationFailed, match="unexpected: 25 of 7043 rows"):
+        pipeline.validate_table(conn, url, "usage_agg_30d", month, run_id)
+    pipeline.validate_table(conn, url, USERS, month, run_id)  # the other tables pass
+
+    assert live_hashes(conn) == before
+    result_id, unexpected, samples = conn.execute(
+        "SELECT id, unexpected_count, samples FROM validation_results WHERE run_id = %s AND NOT success",
+        (run_id,)).fetchone()
+    assert (unexpected, len(samples)) == (25, validation.SAMPLE_SIZE)
+    kept = dict(conn.execute("SELECT user_id, value FROM validation_failing_keys WHERE validation_result_id = %s",
+                             (result_id,)).fetchall())
+    assert {user: float(value) for user, value in kept.items()} == {user: float(v) for user, v in broken.items()}
+
+
+def test_a_staged_user_without_a_row_fails_coverage_against_staged_and_live_rows(conn, url, january_published):
+    """A new user in users.csv whose labels.csv line is missing: neither staged nor live, so not covered."""
+    from streamflow import pipeline
+
+    users = january_published / "month_001" / "users.csv"
+    users.write_text(users.read_text() + "NEW-0001,2024-02-10,Female,False,True,False\n")
+    month, run_id = pipeline.month_of("month_001"), "manual__new_user"
+    stage_all(conn, month, run_id)
+
+    with pytest.raises(ValidationFailed, match="every user has a labels row"):
+        pipeline.validate_table(conn, url, "labels", month, run_id)
+
+    kept = conn.execute(
+        "SELECT k.user_id, k.value FROM validation_failing_keys AS k JOIN validation_results AS r"
+        " ON r.id = k.validation_result_id WHERE r.run_id = %s AND r.table_name = 'labels'", (run_id,)).fetchall()
+    assert kept == [("NEW-0001", "a user without a row")]
+    assert conn.execute("SELECT count(*) FROM users WHERE user_id = 'NEW-0001'").fetchone() == (0,)

@@ -33,8 +33,8 @@ if TYPE_CHECKING:
 ROWS = 7043
 JANUARY_RUN = "scheduled__2024-02-01T00:00:00+00:00"
 FEBRUARY_RUN = "scheduled__2024-03-01T00:00:00+00:00"
-#: resolve_month, ensure_schema, one upsert and one validate per table, one snapshot per snapshotted table.
-TASKS_PER_RUN = 2 + 2 * len(TABLES) + len(SNAPSHOTTED)
+#: resolve_month, ensure_schema, one upsert and one validate per table, publish, one snapshot per snapshotted table.
+TASKS_PER_RUN = 3 + 2 * len(TABLES) + len(SNAPSHOTTED)
 FINISHED = ("success", "failed")
 WAIT_S = 300
 
