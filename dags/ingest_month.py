@@ -39,9 +39,10 @@ from streamflow_runtime import SNAPSHOT_ASSETS, announce, fail_fast, warehouse_c
     catchup=True,
     max_active_runs=1,
     tags=["streamflow", "ingest"],
-    # A lost connection (server restarting) is retried, after 30 s then 60 s; bad input fails at once (fail_fast).
-    default_args={"owner": "data-platform", "retries": 2, "retry_delay": timedelta(seconds=30),
-                  "retry_exponential_backoff": 2.0},
+    # A lost connection (server restarting, a killed worker) is retried after 30 s, then about twice
+    # that; bad input fails at once (fail_fast).
+    default_args={"owner": "data-platform", "retries": 2,
+                  "retry_delay": timedelta(seconds=settings.retry_delay_seconds()), "retry_exponential_backoff": 2.0},
     doc_md=__doc__,
     params={
         "month": Param(

@@ -218,7 +218,9 @@ def validate_table(conn: psycopg.Connection, sqlalchemy_url: str, table_name: st
     validation view (served from `validation_results` by the API server).
     """
     schema = staging.schema_for(run_id)
-    if not staging.exists(conn, schema, table_name):
+    with conn.transaction():  # not an implicit one: record_outcomes' transaction must be the outermost
+        staged = staging.exists(conn, schema, table_name)
+    if not staged:
         raise NotStaged(f"run {run_id}: {table_name} is not staged in {schema}; clear the run's upsert tasks "
                         "so they stage the month again")
     outcomes = validation.run_suite(sqlalchemy_url, table(table_name), schema)

@@ -44,3 +44,12 @@ def schedule_last_interval_end() -> datetime | None:
         return None
     year, month = (int(part) for part in last.split("-"))
     return datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
+
+
+#: Seconds before a task's first retry (a lost connection); doubled for each next one.
+DEFAULT_RETRY_DELAY_S = 30
+
+
+def retry_delay_seconds() -> float:
+    """`STREAMFLOW_RETRY_DELAY_S`: the first retry's delay (tests that kill tasks shorten it)."""
+    return float(os.environ.get("STREAMFLOW_RETRY_DELAY_S") or DEFAULT_RETRY_DELAY_S)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import json
 
+import psycopg
 import pytest
 
 from streamflow import validation
@@ -304,6 +305,8 @@ def test_a_staged_month_failing_validation_keeps_every_failing_key_and_leaves_li
     with pytest.raises(ValidationFailed, match="unexpected: 25 of 7043 rows"):
         pipeline.validate_table(conn, url, "usage_agg_30d", month, run_id)
     pipeline.validate_table(conn, url, USERS, month, run_id)  # the other tables pass
+    # Each step leaves its connection idle: what it recorded is committed, not in a transaction left open.
+    assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
 
     assert live_hashes(conn) == before
     result_id, unexpected, samples = conn.execute(

@@ -1,0 +1,81 @@
+"""SIGKILL through real Airflow processes: the upsert task while its COPY streams, the publish task
+while it writes. Either way the live and snapshot tables stay exactly as before the month, and
+Airflow's retry of the killed task converges to exactly the month."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import psutil
+import pytest
+
+from streamflow.local.airflow_stack import DAG_ID
+from streamflow.registry import SNAPSHOTTED, TABLES
+from tests.integration.faults.conftest import FAULT_USERS
+from tests.integration.stack.deployment import failures, runs, wait, wait_for_run
+
+pytestmark = pytest.mark.airflow
+
+JANUARY_RUN = "scheduled__2024-02-01T00:00:00+00:00"
+
+
+def counts(warehouse) -> dict[str, int]:
+    """Rows of every live table, and of every snapshot table at 2024-01-31."""
+    found = {t.name: warehouse.execute(f"SELECT count(*) FROM {t.name}").fetchone()[0] for t in TABLES}
+    for t in SNAPSHOTTED:
+        found[t.snapshot_table] = warehouse.execute(
+            f"SELECT count(*) FROM {t.snapshot_table} WHERE as_of = '2024-01-31'").fetchone()[0]
+    return found
+
+
+def kill_client_of(deployment, query_like: str, timeout: float = 240) -> str:
+    """Wait until a session runs a statement LIKE `query_like`, SIGKILL the process at the other end
+    of its connection (the task's process); return the statement."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = deployment.warehouse.execute(
+            "SELECT client_port, query FROM pg_stat_activity WHERE state = 'active' AND query LIKE %s"
+            " AND pid <> pg_backend_pid()", (query_like,)).fetchone()
+        if found:
+            port, query = found
+            owners = [c.pid for c in psutil.net_connections(kind="tcp") if c.laddr and c.laddr.port == port and c.pid]
+            if owners:
+                os.kill(owners[0], signal.SIGKILL)
+                return query
+        time.sleep(0.02)
+    pytest.fail(f"no statement like {query_like!r} within {timeout:.0f} s\n{failures(deployment, runs(deployment))}")
+
+
+def tries(deployment, task_id: str) -> int:
+    return deployment.metadata.execute(
+        "SELECT try_number FROM task_instance WHERE dag_id = %s AND run_id = %s AND task_id = %s",
+        (DAG_ID, JANUARY_RUN, task_id)).fetchone()[0]
+
+
+def test_killed_upsert_and_killed_publish_leave_the_month_out_then_the_retries_publish_it(fault_deployment):
+    deployment = fault_deployment
+    empty = {name: 0 for name in counts(deployment.warehouse)}
+    assert counts(deployment.warehouse) == empty
+    response = deployment.api.patch(f"/api/v2/dags/{DAG_ID}", json={"is_paused": False})
+    assert response.status_code == 200, response.text
+
+    killed = kill_client_of(deployment, 'COPY "streamflow_stage_%"."users"%')
+    assert counts(deployment.warehouse) == empty, killed  # the write never touches the live tables
+
+    killed = kill_client_of(deployment, 'INSERT INTO "%" SELECT % FROM "streamflow_stage_%')
+    # Killed mid-publish: its one transaction never commits, the live tables hold nothing of the month.
+    assert counts(deployment.warehouse) == empty, killed
+    assert deployment.warehouse.execute("SELECT count(*) FROM ingestion_ledger WHERE status = 'loaded'").fetchone() == (0,)
+
+    run = wait_for_run(deployment, JANUARY_RUN)
+    assert run["state"] == "success", failures(deployment, [run])
+    assert (tries(deployment, "upsert_users"), tries(deployment, "publish")) == (2, 2)  # each killed once, retried
+    assert counts(deployment.warehouse) == {name: FAULT_USERS for name in empty}
+    ledger = deployment.warehouse.execute(
+        "SELECT table_name, status, inserted FROM ingestion_ledger WHERE status <> 'failed' ORDER BY table_name").fetchall()
+    assert ledger == sorted((t.name, "loaded", FAULT_USERS) for t in TABLES)
+    assert deployment.warehouse.execute(
+        "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'streamflow_stage_%'").fetchone() == (0,)
+    wait(deployment, "nothing running", lambda: all(r["state"] in ("success", "failed") for r in runs(deployment)))
