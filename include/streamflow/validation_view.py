@@ -22,7 +22,8 @@ URL_PREFIX = "/streamflow"
 VALIDATE_TASK_PREFIX = "validate."  # the task group of ingest_month's validations
 
 COLUMNS = ("table_name", "month", "as_of", "expectation", "expectation_type", "column_name", "kwargs", "success",
-           "element_count", "unexpected_count", "unexpected_percent", "samples", "why", "error", "validated_at")
+           "element_count", "unexpected_count", "unexpected_percent", "samples", "why", "error", "validated_at",
+           "failing_keys_kept")
 
 
 def view_path(dag_id: str, run_id: str, task_id: str | None = None) -> str:
@@ -46,7 +47,8 @@ def fetch(conn: psycopg.Connection, run_id: str, table_name: str | None = None) 
     with conn.cursor(row_factory=dict_row) as cursor:
         return cursor.execute(
             "SELECT table_name, month, as_of::text AS as_of, expectation, expectation_type, column_name, kwargs,"
-            " success, element_count, unexpected_count, unexpected_percent, samples, why, error, validated_at"
+            " success, element_count, unexpected_count, unexpected_percent, samples, why, error, validated_at,"
+            " (SELECT count(*) FROM validation_failing_keys AS k WHERE k.validation_result_id = v.id) AS failing_keys_kept"
             " FROM validation_results AS v WHERE run_id = %(run_id)s"
             " AND (%(table)s::text IS NULL OR table_name = %(table)s)"
             " AND validated_at = (SELECT max(validated_at) FROM validation_results AS w"
@@ -111,6 +113,9 @@ def _result_row(row: dict) -> str:
             counts += f" of {row['element_count']} rows"
         if row["unexpected_percent"] is not None:
             counts += f" ({float(row['unexpected_percent']):.2f}%)"
+    if row.get("failing_keys_kept"):
+        counts += (f"<br><small>{row['failing_keys_kept']} failing user_id(s) kept in "
+                   f"<code>validation_failing_keys</code></small>")
     if row["error"]:
         counts += f"<br><span class='error'>error: {_e(row['error'])}</span>"
     samples = ", ".join(

@@ -316,6 +316,11 @@ def test_a_staged_month_failing_validation_keeps_every_failing_key_and_leaves_li
     kept = dict(conn.execute("SELECT user_id, value FROM validation_failing_keys WHERE validation_result_id = %s",
                              (result_id,)).fetchall())
     assert {user: float(value) for user, value in kept.items()} == {user: float(v) for user, v in broken.items()}
+    from streamflow import validation_view  # the Validation tab says where the full list is
+
+    page = validation_view.render(validation_view.fetch(conn, run_id, "usage_agg_30d"), "ingest_month", run_id,
+                                  "validate.usage_agg_30d")
+    assert "25 failing user_id(s) kept in <code>validation_failing_keys</code>" in page
 
 
 def test_a_staged_user_without_a_row_fails_coverage_against_staged_and_live_rows(conn, url, january_published):

@@ -79,3 +79,45 @@ def test_killed_upsert_and_killed_publish_leave_the_month_out_then_the_retries_p
     assert deployment.warehouse.execute(
         "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'streamflow_stage_%'").fetchone() == (0,)
     wait(deployment, "nothing running", lambda: all(r["state"] in ("success", "failed") for r in runs(deployment)))
+
+
+def test_the_same_month_twice_at_once_a_backfill_and_a_trigger_publish_it_once(fault_deployment):
+    """January corrected (one label flipped), then a backfill over January (already loaded) and a UI
+    trigger of month_000, at once: two runs of the month side by side, each staging in its own
+    schema. One publish applies the one change; the other, waiting on the publish lock, finds the
+    file already loaded: a replay. The live tables and the 2024-01-31 snapshot end exactly as after."""
+    from tests.integration.stack.deployment import trigger
+
+    deployment = fault_deployment
+    labels = deployment.seeds / "month_000" / "labels.csv"
+    header, first, rest = labels.read_bytes().split(b"\n", 2)
+    user, label = first.decode().split(",")
+    flipped = {"True": "False", "False": "True"}[label]
+    labels.write_bytes(header + b"\n" + f"{user},{flipped}".encode() + b"\n" + rest)
+    known = {r["run_id"] for r in runs(deployment)}
+
+    backfill = deployment.api.post("/api/v2/backfills", json={
+        "dag_id": DAG_ID, "from_date": "2024-01-01T00:00:00Z", "to_date": "2024-01-02T00:00:00Z",
+        "reprocess_behavior": "completed", "max_active_runs": 1, "run_backwards": False, "dag_run_conf": {}})
+    assert backfill.status_code == 200, backfill.text
+    triggered = trigger(deployment, {"month": "month_000"})
+    assert triggered.status_code == 200, triggered.text
+
+    wait(deployment, "both runs to finish", lambda: all(
+        r["state"] in ("success", "failed") for r in runs(deployment)) and len(
+        [r for r in runs(deployment) if r["run_id"] not in known or r["backfill_id"]]) >= 2)
+    both = [r for r in runs(deployment) if r["run_id"] not in known or r["backfill_id"]]
+    assert {r["state"] for r in both} == {"success"}, failures(deployment, both)
+    first_run, second_run = sorted(both, key=lambda r: r["start_date"])
+    assert second_run["start_date"] < first_run["end_date"]  # side by side, not one after the other
+
+    statuses = deployment.warehouse.execute(
+        "SELECT status, updated FROM ingestion_ledger WHERE table_name = 'labels' AND run_id = ANY(%s) ORDER BY status",
+        ([r["run_id"] for r in both],)).fetchall()
+    assert statuses == [("loaded", 1), ("replayed", 0)]
+    assert deployment.warehouse.execute("SELECT churn_label::text FROM labels WHERE user_id = %s",
+                                        (user,)).fetchone() == (flipped.lower(),)
+    assert deployment.warehouse.execute(
+        "SELECT churn_label::text FROM labels_snapshots WHERE user_id = %s AND as_of = '2024-01-31'",
+        (user,)).fetchone() == (flipped.lower(),)
+    assert counts(deployment.warehouse) == {name: FAULT_USERS for name in counts(deployment.warehouse)}
