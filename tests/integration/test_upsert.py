@@ -6,6 +6,7 @@ import csv
 
 import pytest
 
+from streamflow import upsert
 from streamflow.errors import ContractViolation
 from streamflow.registry import TABLES, table
 from tests.helpers import apply_file, live_hashes, load_month
@@ -163,3 +164,24 @@ def test_new_users_are_inserted(conn, seeds, tmp_path):
     result = apply_file(conn, table("users"), path)
     assert (result.inserted, result.updated, result.unchanged) == (1, 0, 1)
     assert conn.execute("SELECT signup_date::text FROM users WHERE user_id = 'NEW-0001'").fetchone() == ("2024-01-15",)
+
+
+def test_staging_is_per_run_and_a_stale_one_is_dropped(conn, seeds):
+    """Each run stages in a schema of its own; publish drops it; one nobody wrote to for a day goes at the next setup."""
+    from psycopg import sql
+
+    from streamflow import staging
+
+    fresh, stale = staging.schema_for("manual__fresh"), staging.schema_for("manual__stale")
+    assert fresh != stale
+    for schema in (fresh, stale):
+        upsert.stage_file(conn, schema, table("users"), seeds / "month_000" / "users.csv")
+    conn.execute(sql.SQL("UPDATE {} SET staged_at = now() - interval '25 hours'").format(
+        staging.table_in(stale, staging.MANIFEST)))
+    conn.commit()
+
+    assert staging.drop_stale(conn) == [stale]
+
+    assert staging.manifest(conn, fresh)["users"]["rows_in_file"] == ROWS
+    assert staging.manifest(conn, stale) == {}
+    assert conn.execute("SELECT count(*) FROM users").fetchone() == (0,)  # staging never touches the live table

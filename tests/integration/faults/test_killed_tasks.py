@@ -64,7 +64,7 @@ def test_killed_upsert_and_killed_publish_leave_the_month_out_then_the_retries_p
     killed = kill_client_of(deployment, 'COPY "streamflow_stage_%"."users"%')
     assert counts(deployment.warehouse) == empty, killed  # the write never touches the live tables
 
-    killed = kill_client_of(deployment, 'INSERT INTO "%" SELECT % FROM "streamflow_stage_%')
+    killed = kill_client_of(deployment, 'INSERT INTO "%SELECT % FROM "streamflow_stage_%')
     # Killed mid-publish: its one transaction never commits, the live tables hold nothing of the month.
     assert counts(deployment.warehouse) == empty, killed
     assert deployment.warehouse.execute("SELECT count(*) FROM ingestion_ledger WHERE status = 'loaded'").fetchone() == (0,)
