@@ -333,7 +333,7 @@ BAD_CASES = [
 
 
 def settled_hashes(conn: psycopg.Connection) -> dict[str, str]:
-    """`live_hashes`, then end the read transaction so `upsert_file` gets an idle connection."""
+    """`live_hashes`, then end the read transaction so `apply_file` gets an idle connection."""
     hashes = live_hashes(conn)
     conn.commit()
     return hashes
@@ -398,7 +398,7 @@ def test_bad_input_is_refused_and_nothing_changes(loaded, seeds, tmp_path, monke
     if isinstance(error, ContractViolation):
         assert error.path == str(path)
         assert len(error.problems) >= bad.min_problems, error.problems
-    # upsert_file leaves the connection as it found it: idle, usable, nothing half-done.
+    # the write step leaves the connection as it found it: idle, usable, nothing half-done.
     assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
     assert live_hashes(conn) == before
 
