@@ -245,12 +245,12 @@ def _anatomy_of(conn, source, path: Path, superuser: bool) -> dict[str, float]:
     """Each step of one table's load timed alone, on the emptied keyed table, rolled back afterwards."""
     from psycopg import sql
 
-    from streamflow import publish, staging, upsert
+    from streamflow import header, publish, staging, upsert
 
     steps: dict[str, float] = {}
     target = sql.Identifier(source.name)
     schema = staging.schema_for(f"bench__anatomy__{source.name}")
-    columns = list(upsert.read_header(path, source)[0])
+    columns = list(header.read_header(path, source)[0])
 
     def timed(label: str, work, setup: tuple[str, ...] = (), preload=None) -> None:
         with conn.transaction(force_rollback=True):
