@@ -317,3 +317,55 @@ def test_two_stamps_of_one_table_at_once_both_succeed(conn, months, warehouse):
     assert inserted_by_first == ROWS
     assert second["labels_snapshots"][2:] == (0, 0, 0, False)  # found the first stamp's rows: nothing to do
     assert conn.execute("SELECT count(*) FROM labels_snapshots WHERE as_of = %s", (run["as_of"],)).fetchone() == (ROWS,)
+
+
+def test_a_publish_whose_connection_is_cut_publishes_nothing_and_its_retry_publishes_the_month(conn, months, warehouse):
+    """The connection of a publish is terminated inside its transaction (as when PostgreSQL restarts):
+    a connection error, not a DataError (so Airflow retries it, fail_fast does not apply); nothing
+    of the month is live; the staging is still there, and the retry publishes the whole month."""
+    import threading
+
+    import psycopg
+
+    from streamflow.errors import DataError
+    from tests.conftest import connect
+
+    apply_month(conn, "month_000")
+    before = all_hashes(conn)
+    run = pipeline.month_of("month_001")
+    for t in TABLES:
+        pipeline.stage_table(conn, t.name, run, "test__cut")
+    caught: list[BaseException] = []
+
+    def publish():
+        with connect(warehouse) as publisher:
+            try:
+                pipeline.publish_month(publisher, run, "test__cut")
+            except BaseException as error:  # noqa: BLE001 - what the task would see
+                caught.append(error)
+
+    with connect(warehouse, autocommit=True) as holder:  # autocommit: each look at pg_stat_activity is fresh
+        holder.execute("SELECT pg_advisory_lock(hashtext(%s))", (pipeline.PUBLISH_LOCK,))
+        publishing = threading.Thread(target=publish)
+        publishing.start()
+        waiting = None
+        for _ in range(200):  # the publish waits on the lock, inside its transaction
+            waiting = holder.execute("SELECT pid FROM pg_stat_activity WHERE wait_event = 'advisory'"
+                                     " AND pid <> pg_backend_pid()").fetchone()
+            if waiting:
+                break
+            threading.Event().wait(0.05)
+        assert waiting, "the publish never waited on its lock"
+        holder.execute("SELECT pg_terminate_backend(%s)", waiting)
+        publishing.join(timeout=60)
+    [error] = caught
+    assert isinstance(error, psycopg.OperationalError)
+    assert not isinstance(error, DataError)
+    conn.rollback()
+    assert all_hashes(conn) == before
+    assert conn.execute("SELECT count(*) FROM ingestion_ledger WHERE run_id = 'test__cut'").fetchone() == (0,)
+
+    published = pipeline.publish_month(conn, run, "test__cut")  # the retry
+
+    assert {r["status"] for r in published["tables"].values()} == {"loaded"}
+    assert conn.execute("SELECT count(*) FILTER (WHERE churn_label) FROM labels").fetchone() == (1701,)
