@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from streamflow.local.env import PostgresSettings
+    from streamflow_dev.env import PostgresSettings
 
 SERVER_OS_USER = "streamflow_pg"
 # PostgreSQL major -> (wheel's Python package, its distribution name); the wheels are dev pins.
