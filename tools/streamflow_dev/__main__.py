@@ -9,7 +9,7 @@ import argparse
 import os
 import sys
 import time
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 
 from streamflow import months
 from streamflow_dev import checks, env, pgserver
@@ -20,10 +20,10 @@ TRAINING_TIMEOUT_S = 300  # after the last month's run: the training_set runs it
 
 
 def _warehouse():
+    """The settings, once the warehouse server answers (started if embedded) and has the schema."""
     values = env.settings()
     pg = env.postgres_settings(values)
-    kind = pgserver.ensure_server(pg, env.pgdata(values))
-    print(f"warehouse: {pg.host}:{pg.port}/{pg.database} on the {kind}")
+    print(f"warehouse: {pg.host}:{pg.port}/{pg.database} on the {pgserver.ensure_server(pg, env.pgdata(values))}")
     from streamflow.schema import apply_schema
 
     with _connect(pg) as conn:
@@ -37,40 +37,26 @@ def _connect(pg, database=None):
     return psycopg.connect(pg.conninfo(database), autocommit=True)
 
 
-def cmd_db(_args) -> int:
-    _warehouse()
-    return 0
+def _poll(stack: Stack, done, timeout: float):
+    """Call `done()` every 2 s until it returns something other than None; None after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while (result := done()) is None and time.monotonic() < deadline:
+        stack.check_alive()  # raises with the end of its log if Airflow exited
+        time.sleep(2)
+    return result
 
 
-def cmd_checks(_args) -> int:
-    _, pg = _warehouse()
-    with _connect(pg) as conn:
-        print(checks.render(checks.collect(conn)))
-    return 0
-
-
-def _interval_end(run: dict) -> date:
-    return datetime.fromisoformat(run["data_interval_end"]).date()
-
-
-def _expected_interval_ends(values: dict) -> set[date]:
-    last = values.get("STREAMFLOW_LAST_MONTH")
-    if not last:
-        raise SystemExit("set STREAMFLOW_LAST_MONTH (YYYY-MM) so `make run` knows which months to wait for")
-    count = months.month_for_year_month(last).index + 1
-    return {months.month_for_index(i).as_of + timedelta(days=1) for i in range(count)}
+def _interval_end(run: dict):
+    return datetime.fromisoformat(run["data_interval_end"]).date() if run["data_interval_end"] else None
 
 
 def _report_failures(stack: Stack, runs: list[dict], dag_id: str = DAG_ID) -> None:
     """Name each failed task and show the end of its log; list what did not run because of it."""
-    for run in runs:
-        if run["state"] != "failed":
-            continue
+    for run in (run for run in runs if run["state"] == "failed"):
         for task in stack.tasks(dag_id, run["dag_run_id"], "failed"):
+            log = stack.task_log(dag_id, run["dag_run_id"], task["task_id"], task["try_number"])
             print(f"\nFAILED task {task['task_id']} (try {task['try_number']}) in run {run['dag_run_id']}\n"
-                  "end of its log:\n" + "\n".join(stack.task_log(
-                      dag_id, run["dag_run_id"], task["task_id"], task["try_number"]).splitlines()[-40:]),
-                  file=sys.stderr)
+                  "end of its log:\n" + "\n".join(log.splitlines()[-40:]), file=sys.stderr)
         skipped = [task["task_id"] for task in stack.tasks(dag_id, run["dag_run_id"], "upstream_failed")]
         if skipped:
             print(f"not run because of it: {', '.join(skipped)}", file=sys.stderr)
@@ -84,7 +70,8 @@ def _start(stack: Stack) -> None:
     print("airflow: starting `airflow standalone` (migrates the metadata database first) ...", flush=True)
     stack.up()
     for dag_id in (DAG_ID, TRAINING_DAG_ID):
-        _wait_for_dag(stack, dag_id)
+        if not _poll(stack, lambda dag_id=dag_id: stack.dag_parsed(dag_id) or None, 300):
+            raise SystemExit(f"{dag_id} was not parsed within 300 s; see {stack.log_dir}")
         for run in stack.runs(dag_id):
             if run["state"] == "running" and datetime.fromisoformat(run["start_date"]) < stack.started_at:
                 stack.fail_run(dag_id, run["dag_run_id"])
@@ -96,31 +83,53 @@ def cmd_run(_args) -> int:
     """Both months through Airflow's own catch-up on a real scheduler + API server, then their training sets."""
     values, pg = _warehouse()
     stack = Stack(env.airflow_environment(values))
-    expected = _expected_interval_ends(values)
-    started = time.monotonic()
+    if not values.get("STREAMFLOW_LAST_MONTH"):
+        raise SystemExit("set STREAMFLOW_LAST_MONTH (YYYY-MM) so `make run` knows which months to wait for")
+    count = months.month_for_year_month(values["STREAMFLOW_LAST_MONTH"]).index + 1
+    wanted = {months.month_for_index(i).as_of + timedelta(days=1) for i in range(count)}  # interval ends
+    started, seen = time.monotonic(), {}
     try:
         _start(stack)
-        print(f"airflow: API server on {stack.url}, scheduler, dag-processor and triggerer started", flush=True)
-        _rerun_failed_runs(stack)
+        for run in stack.runs(DAG_ID):  # a fixed file is then loaded again from the start, not only re-validated
+            if run["state"] == "failed" and run["run_type"] == "scheduled":
+                print(f"airflow: clearing failed run {run['dag_run_id']} so it runs again", flush=True)
+                stack.clear_run(DAG_ID, run["dag_run_id"])
         # The consumer first: it must be unpaused when the snapshot events arrive to be queued by them.
         stack.set_paused(TRAINING_DAG_ID, False)
         stack.set_paused(DAG_ID, False)
-        print(f"airflow: {TRAINING_DAG_ID} and {DAG_ID} unpaused; catch-up covers {len(expected)} month(s)",
-              flush=True)
-        runs = _wait_for_runs(stack, expected)
+        print(f"airflow: {TRAINING_DAG_ID} and {DAG_ID} unpaused; catch-up covers {count} month(s)", flush=True)
+
+        def months_finished():  # a backfill's runs count too; manual ones do not
+            runs = [r for r in stack.runs(DAG_ID) if r["run_type"] != "manual" and _interval_end(r) in wanted]
+            for run in runs:
+                if seen.get(run["dag_run_id"]) != run["state"]:
+                    print(f"  {run['dag_run_id']}: {run['state']}", flush=True)
+                    seen[run["dag_run_id"]] = run["state"]
+            return runs if {_interval_end(r) for r in runs if r["state"] in FINISHED} >= wanted else None
+
+        if (runs := _poll(stack, months_finished, RUN_TIMEOUT_S)) is None:
+            raise SystemExit(f"runs not finished after {RUN_TIMEOUT_S} s: {seen}")
         _report_failures(stack, runs)
-        stamped = [_interval_end(run) - timedelta(days=1) for run in runs if run["state"] == "success"]
+        # The training runs are started by the snapshot events, not by this command: all it can do is wait.
+        stamped = {(_interval_end(run) - timedelta(days=1)).isoformat() for run in runs if run["state"] == "success"}
         with _connect(pg) as warehouse:
-            training_runs = _wait_for_training_sets(stack, warehouse, stamped)
+            def training_done():
+                training = stack.runs(TRAINING_DAG_ID)
+                if any(r["state"] == "failed" for r in training) or (
+                        set(checks.training_sets(warehouse)) >= stamped and all(r["state"] in FINISHED for r in training)):
+                    return training
+                return None
+
+            if (training_runs := _poll(stack, training_done, TRAINING_TIMEOUT_S)) is None:
+                print(f"no training set for every month after {TRAINING_TIMEOUT_S} s: were they stamped before "
+                      f"{TRAINING_DAG_ID} existed? Their events are gone: `make reset`, then `make run`", file=sys.stderr)
+                training_runs = stack.runs(TRAINING_DAG_ID)
         _report_failures(stack, training_runs, dag_id=TRAINING_DAG_ID)
     finally:
         stack.stop_all()
-    print(f"\n{len(runs)} run(s) of {DAG_ID} in {time.monotonic() - started:.0f} s:")
-    for run in runs:
-        print(f"  {run['dag_run_id']:<45} {run['state']}")
-    print(f"{len(training_runs)} run(s) of {TRAINING_DAG_ID}:")
-    for run in training_runs:
-        print(f"  {run['dag_run_id']:<45} {run['state']}")
+    for dag_id, dag_runs in ((DAG_ID, runs), (TRAINING_DAG_ID, training_runs)):
+        print(f"\n{len(dag_runs)} run(s) of {dag_id} ({time.monotonic() - started:.0f} s in all):")
+        print("\n".join(f"  {run['dag_run_id']:<45} {run['state']}" for run in dag_runs))
     with _connect(pg) as conn:
         found = checks.collect(conn)
     print("\n" + checks.render(found))
@@ -129,69 +138,19 @@ def cmd_run(_args) -> int:
         print(f"training set check FAILED: {problem}", file=sys.stderr)
     print(f"\nOpen the UI: `make airflow`, then http://localhost:{stack.port} (trigger {DAG_ID} with "
           '{"month": "month_001"}). `make psql` for SQL, `make stop` to stop the database.')
-    ok = all(run["state"] == "success" for run in runs + training_runs) and not mismatches
-    return 0 if ok else 1
+    return 0 if all(run["state"] == "success" for run in runs + training_runs) and not mismatches else 1
 
 
-def _rerun_failed_runs(stack: Stack) -> None:
-    """Clear every task of each failed scheduled run, so a fixed file is loaded again from the start.
-
-    Clearing only the failed tasks would re-validate the old data without re-loading it. A failed
-    run older than the latest loaded month then fails again on the no-time-travel rule, by design.
-    """
-    for run in stack.runs(DAG_ID):
-        if run["state"] == "failed" and run["run_type"] == "scheduled":
-            print(f"airflow: clearing failed run {run['dag_run_id']} so it runs again", flush=True)
-            stack.clear_run(DAG_ID, run["dag_run_id"])
+def cmd_db(_args) -> int:
+    _warehouse()
+    return 0
 
 
-def _wait_for_dag(stack: Stack, dag_id: str, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while not stack.dag_parsed(dag_id):
-        if time.monotonic() > deadline:
-            raise SystemExit(f"{dag_id} was not parsed within {timeout:.0f} s; see {stack.log_dir}")
-        stack.check_alive()
-        time.sleep(2)
-
-
-def _wait_for_runs(stack: Stack, wanted: set[date]) -> list[dict]:
-    """Wait until every expected month has a finished scheduled run; return those runs."""
-    deadline = time.monotonic() + RUN_TIMEOUT_S
-    seen: dict[str, str] = {}
-    while True:
-        runs = [run for run in stack.runs(DAG_ID) if run["run_type"] == "scheduled" and run["data_interval_end"]
-                and _interval_end(run) in wanted]
-        for run in runs:
-            if seen.get(run["dag_run_id"]) != run["state"]:
-                print(f"  {run['dag_run_id']}: {run['state']}", flush=True)
-                seen[run["dag_run_id"]] = run["state"]
-        if {_interval_end(run) for run in runs if run["state"] in FINISHED} >= wanted:
-            return runs
-        if time.monotonic() > deadline:
-            raise SystemExit(f"runs not finished after {RUN_TIMEOUT_S} s: {seen}")
-        stack.check_alive()
-        time.sleep(2)
-
-
-def _wait_for_training_sets(stack: Stack, warehouse, as_of_dates: list) -> list[dict]:
-    """Wait until each as_of has a training set, or a training_set run failed; return its runs.
-
-    The runs are started by the snapshot events, not by this command: all it can do is wait.
-    """
-    wanted = {day.isoformat() for day in as_of_dates}
-    deadline = time.monotonic() + TRAINING_TIMEOUT_S
-    while True:
-        runs = stack.runs(TRAINING_DAG_ID)
-        built = set(checks.training_sets(warehouse))
-        if built >= wanted and all(r["state"] in FINISHED for r in runs) or any(r["state"] == "failed" for r in runs):
-            return runs
-        if time.monotonic() > deadline:
-            print(f"no training set for {', '.join(sorted(wanted - built))} after {TRAINING_TIMEOUT_S} s: were "
-                  f"those months stamped before {TRAINING_DAG_ID} existed? Their events are gone: `make reset`, "
-                  "then `make run`", file=sys.stderr)
-            return runs
-        stack.check_alive()
-        time.sleep(2)
+def cmd_checks(_args) -> int:
+    _, pg = _warehouse()
+    with _connect(pg) as conn:
+        print(checks.render(checks.collect(conn)))
+    return 0
 
 
 def cmd_airflow(_args) -> int:
@@ -220,14 +179,18 @@ def cmd_airflow_cli(args) -> int:
     values = env.settings()
     pgserver.ensure_server(env.postgres_settings(values), env.pgdata(values))
     stack = Stack(env.airflow_environment(values))
-    if args.args[:2] == ["backfill", "create"]:
-        dag_id = args.args[args.args.index("--dag-id") + 1] if "--dag-id" in args.args else DAG_ID
-        if not stack.running("standalone"):
-            print("note: backfill runs need the scheduler: run `make airflow` in another terminal", file=sys.stderr)
-        # A paused DAG's backfill runs would wait in `queued` (a new or `make reset` DAG starts paused).
+    if args.args[:2] != ["backfill", "create"]:
+        os.execvpe("airflow", ["airflow", *args.args], stack.env)
+    if not stack.running("standalone"):
+        print("note: backfill runs need the scheduler: run `make airflow` in another terminal", file=sys.stderr)
+    created = stack.airflow(*args.args, check=False, capture=False)
+    dag_id = args.args[args.args.index("--dag-id") + 1] if "--dag-id" in args.args else DAG_ID
+    if created.returncode == 0 and "--dry-run" not in args.args:
+        # The runs of a paused DAG wait in `queued` (a new DAG starts paused, after `make reset` too).
+        # Unpaused after the backfill exists, so catch-up does not take its months first.
         stack.airflow("dags", "unpause", dag_id)
-        print(f"{dag_id} unpaused so its backfill runs", file=sys.stderr)
-    os.execvpe("airflow", ["airflow", *args.args], stack.env)
+        print(f"{dag_id} unpaused so that its backfill runs", file=sys.stderr)
+    return created.returncode
 
 
 def cmd_dag_test(args) -> int:

@@ -74,24 +74,9 @@ def postgres_settings(values: dict[str, str] | None = None) -> PostgresSettings:
     missing = [key for key in required if not values.get(key)]
     if missing:
         raise SystemExit(f"missing settings {', '.join(missing)}: set them in .env or the environment")
-    return PostgresSettings(
-        host=values["POSTGRES_HOST"],
-        port=int(values["POSTGRES_PORT"]),
-        user=values["POSTGRES_USER"],
-        password=values["POSTGRES_PASSWORD"],
-        database=values["POSTGRES_DB"],
-        airflow_database=values.get("AIRFLOW_METADATA_DB") or "airflow",
-    )
-
-
-def _jwt_secret(home: Path) -> str:
-    """A per-checkout secret shared by the api-server and the workers (kept in .airflow/)."""
-    path = home / "jwt_secret"
-    if not path.exists():
-        home.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(32), encoding="utf-8")
-        path.chmod(0o600)
-    return path.read_text(encoding="utf-8").strip()
+    return PostgresSettings(values["POSTGRES_HOST"], int(values["POSTGRES_PORT"]), values["POSTGRES_USER"],
+                            values["POSTGRES_PASSWORD"], values["POSTGRES_DB"],
+                            values.get("AIRFLOW_METADATA_DB") or "airflow")
 
 
 def airflow_environment(values: dict[str, str] | None = None, home: Path | None = None) -> dict[str, str]:
@@ -116,7 +101,8 @@ def airflow_environment(values: dict[str, str] | None = None, home: Path | None 
         "AIRFLOW__API__PORT": port,
         "STREAMFLOW_UI_URL": values.get("STREAMFLOW_UI_URL") or f"http://localhost:{port}",
         "AIRFLOW__API__HOST": "127.0.0.1",
-        "AIRFLOW__API_AUTH__JWT_SECRET": _jwt_secret(home),
+        # One secret per start, shared by the API server and the task workers through this environment.
+        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",

@@ -10,6 +10,7 @@ user, `streamflow_pg`, created on first use.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import importlib.util
 import os
 import pwd
@@ -17,6 +18,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -62,23 +64,20 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def _server_user() -> str | None:
-    """The OS user the server runs as: None (ourselves) unless we are root."""
+    """The OS user the server runs as: None (ourselves) unless we are root (created by the wheel's helper)."""
     if os.geteuid() != 0:
         return None
-    try:
-        pwd.getpwnam(SERVER_OS_USER)
-    except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", SERVER_OS_USER],
-                       check=True, capture_output=True)
+    package, _ = WHEELS_BY_MAJOR[requested_major()]
+    with warnings.catch_warnings():  # its import warns about XDG_RUNTIME_DIR, which is not used here
+        warnings.simplefilter("ignore")
+        importlib.import_module(f"{package}.utils").ensure_user_exists(SERVER_OS_USER)
     return SERVER_OS_USER
 
 
 def _grant_traverse(path: Path) -> None:
-    """Let the server user reach `path` (o+x on every parent, like a shared install would be)."""
+    """Let the server user reach `path`: o+x on every parent (the wheel's own helper also grants read)."""
     for parent in [path, *path.parents]:
-        mode = parent.stat().st_mode
-        if not mode & 0o001:
-            parent.chmod(mode | 0o001)
+        parent.chmod(parent.stat().st_mode | 0o001)
 
 
 def _as_user(user: str | None) -> dict:
