@@ -137,15 +137,16 @@ def test_reset_recreates_a_missing_warehouse_database(dev):
         found = checks.collect(warehouse)
     assert set(found["live"].values()) == {0}
     assert found["as_of"] == []
-    with connect(environ, "airflow") as metadata:
-        assert metadata.execute("SELECT count(*) FROM dag_run").fetchone()[0] == 0
+    with connect(environ, "airflow") as metadata:  # the backfill's runs are forgotten (migrated by the first test)
+        migrated = metadata.execute("SELECT to_regclass('dag_run') IS NOT NULL").fetchone()[0]
+        assert not migrated or metadata.execute("SELECT count(*) FROM dag_run").fetchone()[0] == 0
 
 
 def test_run_with_a_failed_month_names_the_task(dev, seeds):
     work, environ = dev
     shutil.rmtree(work / "seeds" / "month_001")
     copy_month_with_negative_watch_hours(seeds / "month_001", work / "seeds" / "month_001")
-    result = make(environ, "run", check=1)
+    result = make(environ, "run", check=2)  # make says 2 when its command fails
     assert f"FAILED task validate.usage_agg_30d (try 1) in run {FEBRUARY_RUN}" in result.stderr
     assert f"{FEBRUARY_RUN}          failed" in result.stdout
 

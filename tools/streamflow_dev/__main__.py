@@ -198,7 +198,7 @@ def cmd_dag_test(args) -> int:
     months.month_from_name(args.month)  # refuse a bad name before starting anything
     values, _ = _warehouse()
     stack = Stack(env.airflow_environment(values))
-    stack.migrate()
+    stack.airflow("db", "migrate")
     result = stack.airflow("dags", "test", DAG_ID, "--conf", f'{{"month": "{args.month}"}}', check=False,
                            capture=False)
     # `airflow dags test` printed every task log above and exits non-zero when the run failed.

@@ -17,7 +17,6 @@ import pwd
 import socket
 import subprocess
 import tempfile
-import time
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -125,15 +124,11 @@ def start(pgdata: Path, pg: PostgresSettings) -> None:
     options = f"-h {pg.host} -p {pg.port} -k '' -c max_connections=200 -c shared_buffers=256MB"
     log = pgdata / "server.log"
     try:
+        # -w: returns once the server accepts connections
         _run([str(bindir / "pg_ctl"), "-D", str(pgdata), "-l", str(log), "-w", "-t", "60", "-o", options, "start"], user)
     except SystemExit as error:
         tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
         raise SystemExit(f"embedded PostgreSQL failed to start: {error}\n{tail}") from error
-    deadline = time.monotonic() + 30
-    while not is_listening(pg.host, pg.port):
-        if time.monotonic() > deadline:
-            raise SystemExit(f"embedded PostgreSQL did not listen on {pg.host}:{pg.port}; see {log}")
-        time.sleep(0.2)
 
 
 def stop(pgdata: Path) -> bool:

@@ -40,9 +40,6 @@ class Stack:
             raise SystemExit(f"airflow {' '.join(args)} failed ({result.returncode}):\n{output[-3000:]}")
         return result
 
-    def migrate(self) -> None:
-        self.airflow("db", "migrate")
-
     def start(self, command: str = "standalone") -> subprocess.Popen:
         """`airflow <command>` in its own session (Ctrl-C in the terminal is ours to handle), logging to
         <AIRFLOW_HOME>/process-logs/."""
@@ -152,7 +149,8 @@ class Stack:
         self.call("PATCH", f"dags/{dag_id}", json={"is_paused": paused})
 
     def runs(self, dag_id: str = DAG_ID) -> list[dict]:
-        return self.call("GET", f"dags/{dag_id}/dagRuns", params={"limit": 100, "order_by": "id"})["dag_runs"]
+        """The latest 100 runs (the API's page limit), oldest first."""
+        return self.call("GET", f"dags/{dag_id}/dagRuns", params={"limit": 100, "order_by": "-id"})["dag_runs"][::-1]
 
     def _run_path(self, dag_id: str, run_id: str) -> str:
         return f"dags/{dag_id}/dagRuns/{quote(run_id, safe='')}"
