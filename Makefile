@@ -5,9 +5,10 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-LOCAL := PYTHONPATH=include $(PY) -m streamflow.local
+# The developer tooling (tools/streamflow_dev) is not part of the shipped package (include/).
+LOCAL := PYTHONPATH=include:tools $(PY) -m streamflow_dev
 
-.PHONY: run test test-pg16 compose-test venv airflow dag-test psql reset stop checks lint data bench
+.PHONY: run test test-pg16 compose-test venv airflow airflow-cli dag-test psql reset stop checks lint data bench
 
 ## Create .venv and install the pinned dependencies (a no-op when they are already in).
 venv: $(STAMP)
@@ -38,9 +39,13 @@ compose-test: venv
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker.io debootstrap; }
 	$(PY) -m pytest -m compose $(PYTEST_ARGS)
 
-## Airflow UI/API, scheduler, dag-processor and triggerer against the local warehouse.
+## Airflow UI/API, scheduler, dag-processor and triggerer (`airflow standalone`) against the local warehouse.
 airflow: venv
 	$(LOCAL) airflow
+
+## Any Airflow CLI command with the local stack's settings: make airflow-cli ARGS="dags list"
+airflow-cli: venv
+	@$(LOCAL) airflow-cli $(ARGS)
 
 ## One month in-process: make dag-test MONTH=month_001
 dag-test: venv
@@ -68,10 +73,10 @@ lint: venv
 ## Synthetic months in the real files' exact format (deterministic for a seed):
 ##   make data N=1000000 MONTHS=3 OUT=.bench-data/1000000 SEED=8613
 data: venv
-	PYTHONPATH=include $(PY) -m streamflow.generate --users $(or $(N),100000) --months $(or $(MONTHS),3) \
+	PYTHONPATH=include:tools $(PY) -m streamflow_dev.generate --users $(or $(N),100000) --months $(or $(MONTHS),3) \
 		--out $(or $(OUT),.bench-data/$(or $(N),100000)) --seed $(or $(SEED),8613)
 
 ## Upsert vs the course's way vs raw COPY, validation, snapshots, one month through the DAG:
 ##   make bench [N=...] [SKIP_COURSE=1] [SKIP_DAG=1] [SKIP_ANATOMY=1]   (last line: BENCH n=... upsert_s=...)
 bench: venv
-	N=$(N) SKIP_COURSE=$(SKIP_COURSE) SKIP_DAG=$(SKIP_DAG) SKIP_ANATOMY=$(SKIP_ANATOMY) PYTHONPATH=include $(PY) bench/bench.py
+	N=$(N) SKIP_COURSE=$(SKIP_COURSE) SKIP_DAG=$(SKIP_DAG) SKIP_ANATOMY=$(SKIP_ANATOMY) PYTHONPATH=include:tools $(PY) bench/bench.py

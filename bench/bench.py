@@ -1,6 +1,6 @@
 """`make bench [N=...] [SKIP_COURSE=1] [SKIP_DAG=1]`: the project's upsert at scale, side by side.
 
-One process tree, one PostgreSQL, the same generated files (`streamflow.generate`, cached in
+One process tree, one PostgreSQL, the same generated files (`streamflow_dev.generate`, cached in
 `.bench-data/<N>/`). Every measured phase runs in its own child process (this script with
 `--phase`), so its wall time and its peak RSS (`os.wait4` rusage of that child) are its own:
 
@@ -439,7 +439,7 @@ def child_env() -> dict:
 
 def ensure_data(n: int, seed: int, data_root: Path, env: dict) -> tuple[Path, Measured | None]:
     """Generated months for `n` users, reused when `generate.json` says they match."""
-    from streamflow import generate
+    from streamflow_dev import generate
 
     folder = data_root / str(n)
     manifest_path = folder / generate.MANIFEST
@@ -450,8 +450,8 @@ def ensure_data(n: int, seed: int, data_root: Path, env: dict) -> tuple[Path, Me
             print(f"data: reusing {folder} ({manifest['seconds']} s to generate)", flush=True)
             return folder, None
     print(f"data: generating {n} users x {MONTHS} months into {folder}", flush=True)
-    measured = run_child("generate (streamflow.generate)", [
-        sys.executable, "-m", "streamflow.generate", "--users", str(n), "--months", str(MONTHS),
+    measured = run_child("generate (streamflow_dev.generate)", [
+        sys.executable, "-m", "streamflow_dev.generate", "--users", str(n), "--months", str(MONTHS),
         "--out", str(folder), "--seed", str(seed)], env=env)
     if not measured.ok:
         raise SystemExit("data generation failed")
@@ -462,8 +462,8 @@ class Server:
     """The PostgreSQL the bench runs against: embedded in a temp dir, or BENCH_DSN."""
 
     def __init__(self):
-        from streamflow.local import pgserver
-        from streamflow.local.env import PostgresSettings
+        from streamflow_dev import pgserver
+        from streamflow_dev.env import PostgresSettings
 
         self.suffix = uuid.uuid4().hex[:8]
         self.workdir = Path(tempfile.mkdtemp(prefix="streamflow-bench-"))
@@ -502,8 +502,8 @@ class Server:
         import psycopg
         from psycopg import sql
 
-        from streamflow.local import pgserver
         from streamflow.schema import apply_schema
+        from streamflow_dev import pgserver
 
         name = f"bench_{role}_{self.suffix}"
         pgserver.ensure_databases(self.settings, name)
@@ -533,7 +533,7 @@ class Server:
         import psycopg
         from psycopg import sql
 
-        from streamflow.local import pgserver
+        from streamflow_dev import pgserver
 
         if self.pgdata is not None:
             pgserver.stop(self.pgdata)
@@ -553,9 +553,9 @@ def run_dag_months(server: Server, data: Path, env: dict, **warehouse_parameters
     """
     import psycopg
 
-    from streamflow.local import pgserver
-    from streamflow.local.airflow_stack import Stack
-    from streamflow.local.env import airflow_environment
+    from streamflow_dev import pgserver
+    from streamflow_dev.env import airflow_environment
+    from streamflow_dev.stack import Stack
 
     warehouse = server.database("dag", schema=False, **warehouse_parameters)  # the DAG's ensure_schema creates it
     metadata = server.database("airflow_meta", schema=False)

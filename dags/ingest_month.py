@@ -27,9 +27,9 @@ from airflow.sdk import Param, dag, task, task_group
 from streamflow_timetable import MonthlyThrough
 
 from streamflow import months, settings
+from streamflow.airflow_glue import SNAPSHOT_ASSETS, announce, fail_fast, warehouse_connection, warehouse_sqlalchemy_url
 from streamflow.registry import DEPENDENT_TABLES, SNAPSHOTTED, TABLES, USERS
 from streamflow.snapshots import SNAPSHOT_POLICIES
-from streamflow_runtime import SNAPSHOT_ASSETS, announce, fail_fast, warehouse_connection, warehouse_sqlalchemy_url
 
 
 @dag(

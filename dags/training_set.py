@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import dag, task
 
-from streamflow_runtime import SNAPSHOT_ASSETS, fail_fast, warehouse_connection
+from streamflow.airflow_glue import SNAPSHOT_ASSETS, fail_fast, warehouse_connection
 
 
 @dag(

@@ -39,7 +39,7 @@ async def may_read_dag_run(request: Request, dag_id: str) -> None:
 
 def _page(dag_id: str, run_id: str, task_id: str | None) -> HTMLResponse:
     from streamflow import validation_view
-    from streamflow_runtime import warehouse_connection
+    from streamflow.airflow_glue import warehouse_connection
 
     table_name = validation_view.table_of_task(task_id) if task_id else None
     rows = []

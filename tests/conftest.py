@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-for folder in ("include", "plugins", "dags"):
+for folder in ("include", "tools", "plugins", "dags"):
     if str(ROOT / folder) not in sys.path:
         sys.path.insert(0, str(ROOT / folder))
 
@@ -74,8 +74,8 @@ def pytest_terminal_summary(terminalreporter, config):
 @pytest.fixture(scope="session")
 def pg_server():
     """A PostgreSQL server for the whole session: PostgresSettings of its superuser."""
-    from streamflow.local import pgserver
-    from streamflow.local.env import PostgresSettings
+    from streamflow_dev import pgserver
+    from streamflow_dev.env import PostgresSettings
 
     workdir = Path(tempfile.mkdtemp(prefix="streamflow-test-pg-"))
     settings = PostgresSettings(host="127.0.0.1", port=pgserver.free_port(), user="streamflow_test",
@@ -96,8 +96,8 @@ def warehouse(pg_server):
     """A fresh database with the project schema; yields its PostgresSettings, dropped afterwards."""
     import dataclasses
 
-    from streamflow.local import pgserver
     from streamflow.schema import apply_schema
+    from streamflow_dev import pgserver
 
     name = f"wh_{uuid.uuid4().hex[:12]}"
     pgserver.ensure_databases(pg_server, name)

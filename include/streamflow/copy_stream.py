@@ -59,7 +59,8 @@ def stream_body(conn: psycopg.Connection, path: Path, header_bytes: int, target,
         with cursor.copy(copy) as stream:
             while chunk := handle.read(COPY_CHUNK_BYTES):
                 window = carry + chunk
-                if b"\\." in window and (found := LONE_END_MARKER.search(window)):  # `in` first: 5x faster on a clean chunk
+                # `in` first: 5x faster on a clean chunk
+                if b"\\." in window and (found := LONE_END_MARKER.search(window)):
                     raise refuse(complete_lines + window.count(b"\n", 0, found.start() + 1) - carry.count(b"\n") + 1)
                 complete_lines += chunk.count(b"\n")
                 carry = window[-3:]

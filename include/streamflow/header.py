@@ -56,14 +56,16 @@ def read_header(path: Path, table: Table) -> tuple[list[str], int]:
         position = len(next(csv.reader([raw[:error.start].decode("utf-8-sig")]), [""]))
         cells = next(csv.reader([raw.decode("utf-8-sig", "backslashreplace")]))
         cell = cells[position - 1] if position <= len(cells) else ""
+        byte = raw[error.start:error.start + 1]
         raise ContractViolation(path, [f"line 1, column {position} ({cell.strip()}): header is not UTF-8 "
-                                       f"(byte {raw[error.start:error.start + 1]!r} at offset {error.start})"]) from None
+                                       f"(byte {byte!r} at offset {error.start})"]) from None
     names = [name.strip() for name in next(csv.reader([text]))]
     problems = []
     known = set(table.column_names)
     for position, name in enumerate(names, start=1):
         if name not in known:
-            problems.append(f"line 1, column {position}: unknown column {name!r} (table {table.name} has {', '.join(table.column_names)})")
+            problems.append(f"line 1, column {position}: unknown column {name!r} "
+                            f"(table {table.name} has {', '.join(table.column_names)})")
     duplicated = sorted({name for name in names if names.count(name) > 1})
     problems += [f"line 1: column {name!r} appears {names.count(name)} times" for name in duplicated]
     problems += [f"line 1: required column {name!r} is missing" for name in table.required_columns if name not in names]

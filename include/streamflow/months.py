@@ -38,6 +38,11 @@ class MonthRun:
         }
 
 
+def _index(day: date) -> int:
+    """Months from FIRST_MONTH to the month of `day` (negative before it)."""
+    return (day.year - FIRST_MONTH.year) * 12 + day.month - FIRST_MONTH.month
+
+
 def _add_months(day: date, months: int) -> date:
     total = day.year * 12 + (day.month - 1) + months
     return date(total // 12, total % 12 + 1, 1)
@@ -72,7 +77,7 @@ def month_from_interval_end(data_interval_end: datetime | date) -> MonthRun:
     """
     end_day = data_interval_end.date() if isinstance(data_interval_end, datetime) else data_interval_end
     as_of = end_day - timedelta(days=1)
-    index = (as_of.year - FIRST_MONTH.year) * 12 + (as_of.month - FIRST_MONTH.month)
+    index = _index(as_of)
     if index < 0:
         raise ValueError(
             f"data interval ending {end_day.isoformat()} covers {as_of:%Y-%m}, "
@@ -85,6 +90,15 @@ def month_from_interval_end(data_interval_end: datetime | date) -> MonthRun:
             "pass the month param (month_NNN) instead"
         )
     return run
+
+
+def month_for_year_month(text: str) -> MonthRun:
+    """The run covering a `YYYY-MM` month (how STREAMFLOW_LAST_MONTH is written)."""
+    try:
+        first_day = datetime.strptime(text, "%Y-%m").date()
+    except ValueError:
+        raise ValueError(f"{text!r} is not a YYYY-MM month") from None
+    return month_for_index(_index(first_day))
 
 
 def resolve_month(month_param: str | None, data_interval_end: datetime | date | None) -> MonthRun:

@@ -56,7 +56,8 @@ def prepare_month(month_param: str | None, data_interval_end: datetime | date | 
 def month_of(month_name: str, snapshot_policy: str | None = None) -> dict:
     """The month dict `prepare_month` gives, for a month named outright (tests, bench)."""
     run = months.month_from_name(month_name)
-    return {"month": run.month, "as_of": run.as_of.isoformat(), "snapshot_policy": snapshot_policy or SNAPSHOT_POLICIES[0]}
+    return {"month": run.month, "as_of": run.as_of.isoformat(),
+            "snapshot_policy": snapshot_policy or SNAPSHOT_POLICIES[0]}
 
 
 def stage_table(conn: psycopg.Connection, table_name: str, month: dict, run_id: str) -> dict:
@@ -226,7 +227,8 @@ def validate_table(conn: psycopg.Connection, sqlalchemy_url: str, table_name: st
     outcomes = validation.run_suite(sqlalchemy_url, table(table_name), schema)
     run = {"run_id": run_id, "month": month["month"], "as_of": month["as_of"]}
     validation.record_outcomes(conn, run, outcomes)
-    view = settings.ui_url() + validation_view.view_path(dag_id, run_id, f"{validation_view.VALIDATE_TASK_PREFIX}{table_name}")
+    task_id = f"{validation_view.VALIDATE_TASK_PREFIX}{table_name}"
+    view = settings.ui_url() + validation_view.view_path(dag_id, run_id, task_id)
     log.info("%s\nValidation view: %s", validation.summarise(outcomes), view)
     validation.raise_if_failed(outcomes)
     return {"table": table_name, "view": view, "outcomes": validation.outcomes_as_dicts(outcomes)}

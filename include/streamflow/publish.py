@@ -62,9 +62,11 @@ def merge_statement(table: Table, columns: list[str], source):
         return sql.SQL(", ").join(sql.Identifier(alias, n) if alias else sql.Identifier(n) for n in names)
 
     non_key = [c for c in columns if c != KEY]
-    when_matched = sql.SQL(
-        "WHEN MATCHED AND ({current}) IS DISTINCT FROM ({staged}) THEN UPDATE SET ({names}) = ROW({staged}) "
-    ).format(current=listed(non_key, "live"), staged=listed(non_key, "staged"), names=listed(non_key)) if non_key else sql.SQL("")
+    when_matched = sql.SQL("")
+    if non_key:
+        when_matched = sql.SQL(
+            "WHEN MATCHED AND ({current}) IS DISTINCT FROM ({staged}) THEN UPDATE SET ({names}) = ROW({staged}) "
+        ).format(current=listed(non_key, "live"), staged=listed(non_key, "staged"), names=listed(non_key))
     return sql.SQL(
         "MERGE INTO {target} AS live USING {source} AS staged ON live.{key} = staged.{key} "
         "{when_matched}WHEN NOT MATCHED THEN INSERT ({names}) VALUES ({values})"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -42,8 +42,10 @@ def schedule_last_interval_end() -> datetime | None:
     last = last_scheduled_month()
     if not last:
         return None
-    year, month = (int(part) for part in last.split("-"))
-    return datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
+    from streamflow.months import month_for_year_month
+
+    end = month_for_year_month(last).as_of + timedelta(days=1)
+    return datetime(end.year, end.month, end.day, tzinfo=UTC)
 
 
 #: Seconds before a task's first retry (a lost connection); doubled for each next one.

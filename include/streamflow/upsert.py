@@ -85,7 +85,8 @@ def stage_file(conn: psycopg.Connection, schema: str, table: Table, path: Path, 
     with conn.transaction():  # a re-run starts from nothing, even if this attempt is refused
         staging.ensure(conn, schema)
         staging.forget(conn, schema, table.name)
-        staged_users = staging.table_in(schema, USERS) if table.depends_on_users and staging.exists(conn, schema, USERS) else None
+        staged_users = (staging.table_in(schema, USERS)
+                        if table.depends_on_users and staging.exists(conn, schema, USERS) else None)
     with conn.transaction():
         conn.execute("SELECT set_config('work_mem', %s, true)", (WORK_MEM,))
         conn.execute(sql.SQL("CREATE UNLOGGED TABLE {} ({}, PRIMARY KEY ({}))").format(
@@ -135,7 +136,8 @@ def _copy_typed(conn: psycopg.Connection, table: Table, path: Path, header_bytes
     dates = [index for index, name in enumerate(columns) if table.column(name).pg_type == "date"]
     doubtful = sql.SQL("{key} <> btrim({key})").format(key=key)
     if table.depends_on_users:
-        doubtful = sql.SQL("{} OR {}").format(doubtful, unknown_user_filter(sql.Identifier("staged", KEY), staged_users))
+        unknown = unknown_user_filter(sql.Identifier("staged", KEY), staged_users)
+        doubtful = sql.SQL("{} OR {}").format(doubtful, unknown)
     try:
         # The savepoint is what a refused COPY rolls back to, leaving the staging table empty.
         with ThreadPoolExecutor(max_workers=1) if dates else contextlib.nullcontext() as side, conn.transaction():

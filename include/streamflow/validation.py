@@ -133,8 +133,8 @@ def run_suite(sqlalchemy_url: str, table: Table, schema: str | None = None) -> l
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = {"globally": False}
     source = context.data_sources.add_postgres(name="warehouse", connection_string=sqlalchemy_url)
-    batch = source.add_table_asset(name=table.name, table_name=table.name, schema_name=schema).add_batch_definition_whole_table(
-        "whole_table").get_batch()
+    asset = source.add_table_asset(name=table.name, table_name=table.name, schema_name=schema)
+    batch = asset.add_batch_definition_whole_table("whole_table").get_batch()
     specs = suite_spec(table, schema)
 
     def validate(indexes: list[int], result_format: dict, rows_kept: int = SAMPLE_SIZE) -> dict[int, dict]:
@@ -163,8 +163,9 @@ def run_suite(sqlalchemy_url: str, table: Table, schema: str | None = None) -> l
         results.update(validate(failed, {"result_format": "COMPLETE"}, FAILING_KEYS_LIMIT))
     outcomes = [_outcome(table, spec, results[index]) for index, spec in enumerate(specs)]
     batch_table = _quoted(schema, table.name) if schema else _quoted(table.name)
-    return [_with_every_unexpected_row(sqlalchemy_url, batch_table, o, spec) if not o.success and spec["type"] == QUERY_EXPECTATION
-            else o for o, spec in zip(outcomes, specs, strict=True)]
+    return [_with_every_unexpected_row(sqlalchemy_url, batch_table, o, spec)
+            if not o.success and spec["type"] == QUERY_EXPECTATION else o
+            for o, spec in zip(outcomes, specs, strict=True)]
 
 
 def _with_every_unexpected_row(sqlalchemy_url: str, batch_table: str, outcome: Outcome, spec: dict) -> Outcome:
@@ -216,7 +217,8 @@ def _outcome(table: Table, spec: dict, item: dict) -> Outcome:
 
 def describe_failure(outcome: Outcome) -> str:
     """One readable block: table, expectation, column, kwargs, counts, sample values with user_ids."""
-    lines = [f"FAILED {outcome.table}.{outcome.column or '*'}: {outcome.expectation} {json.dumps(outcome.kwargs, default=str)}"]
+    kwargs = json.dumps(outcome.kwargs, default=str)
+    lines = [f"FAILED {outcome.table}.{outcome.column or '*'}: {outcome.expectation} {kwargs}"]
     if outcome.error:
         lines.append(f"    error: {outcome.error}")
     if outcome.unexpected_count is not None:
@@ -224,7 +226,8 @@ def describe_failure(outcome: Outcome) -> str:
         percent = f" ({outcome.unexpected_percent:.2f}%)" if outcome.unexpected_percent is not None else ""
         lines.append(f"    unexpected: {outcome.unexpected_count}{of_rows}{percent}")
     if outcome.samples:
-        shown = ", ".join(f"{s[KEY]}={s['value']!r}" if s.get("value") is not None else str(s[KEY]) for s in outcome.samples)
+        shown = ", ".join(f"{s[KEY]}={s['value']!r}" if s.get("value") is not None else str(s[KEY])
+                          for s in outcome.samples)
         lines.append(f"    sample ({KEY}=value): {shown}")
     lines.append(f"    rule: {outcome.why}")
     return "\n".join(lines)
@@ -259,7 +262,8 @@ def record_outcomes(conn: psycopg.Connection, run: dict[str, str], outcomes: lis
                  o.unexpected_percent, json.dumps(o.samples, default=str), o.error, o.expectation_type, o.why),
             ).fetchone()
             if o.failing_keys:
-                with cursor.copy("COPY validation_failing_keys (validation_result_id, user_id, value) FROM STDIN") as copy:
+                keys_copy = "COPY validation_failing_keys (validation_result_id, user_id, value) FROM STDIN"
+                with cursor.copy(keys_copy) as copy:
                     for key, value in o.failing_keys:
                         copy.write_row((result_id, key, None if value is None else str(value)))
 

@@ -48,7 +48,8 @@ def fetch(conn: psycopg.Connection, run_id: str, table_name: str | None = None) 
         return cursor.execute(
             "SELECT table_name, month, as_of::text AS as_of, expectation, expectation_type, column_name, kwargs,"
             " success, element_count, unexpected_count, unexpected_percent, samples, why, error, validated_at,"
-            " (SELECT count(*) FROM validation_failing_keys AS k WHERE k.validation_result_id = v.id) AS failing_keys_kept"
+            " (SELECT count(*) FROM validation_failing_keys AS k"
+            "  WHERE k.validation_result_id = v.id) AS failing_keys_kept"
             " FROM validation_results AS v WHERE run_id = %(run_id)s"
             " AND (%(table)s::text IS NULL OR table_name = %(table)s)"
             " AND validated_at = (SELECT max(validated_at) FROM validation_results AS w"
@@ -73,8 +74,8 @@ def render(rows: list[dict[str, Any]], dag_id: str, run_id: str, task_id: str | 
     # Tables with a failure first, each listed on top when there are several.
     ordered = sorted(by_table.items(), key=lambda item: all(r["success"] for r in item[1]))
     if len(ordered) > 1:
-        body.append("<ul class='summary'>" + "".join(
-            f"<li><a href='#{_e(name)}'>{_e(name)}</a>: {_verdict(results)}</li>" for name, results in ordered) + "</ul>")
+        items = (f"<li><a href='#{_e(name)}'>{_e(name)}</a>: {_verdict(results)}</li>" for name, results in ordered)
+        body.append("<ul class='summary'>" + "".join(items) + "</ul>")
     for name, results in ordered:
         body.append(_table_section(name, results))
     return (
@@ -92,7 +93,8 @@ def _table_section(name: str, results: list[dict]) -> str:
     first = results[0]
     verdict = "passed" if all(r["success"] for r in results) else "failed"
     summary = (f"<h2 id='{_e(name)}' class='{verdict}'>{_e(name)}: {_verdict(results)}</h2>"
-               f"<p>{_e(first['month'])} (as_of {_e(first['as_of'])}), validated {first['validated_at']:%Y-%m-%d %H:%M:%S %Z}"
+               f"<p>{_e(first['month'])} (as_of {_e(first['as_of'])}), "
+               f"validated {first['validated_at']:%Y-%m-%d %H:%M:%S %Z}"
                "; every row checked inside PostgreSQL. Counts and samples are computed for failures only.</p>")
     header = ("<tr><th>result</th><th>expectation</th><th>column</th><th>bound</th><th>unexpected</th>"
               f"<th>sample ({KEY}=value)</th><th>reason for the bound</th></tr>")

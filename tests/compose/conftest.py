@@ -99,7 +99,7 @@ class Compose:
     """`docker compose` in one project folder, as a user types it there (`compose("ps")`)."""
 
     def __init__(self, project_dir: Path, docker_host: str, files: tuple[str, ...] = ("docker-compose.yml",), **env):
-        from streamflow.local.pgserver import free_port
+        from streamflow_dev.pgserver import free_port
 
         self.project_dir = project_dir
         self.name = f"sftest{uuid.uuid4().hex[:8]}"

@@ -30,7 +30,7 @@ import jsonschema
 import pytest
 import yaml
 
-from streamflow.local.env import read_dotenv
+from streamflow_dev.env import read_dotenv
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -13,7 +13,7 @@ import pytest
 @pytest.fixture(scope="session")
 def airflow_metadata(pg_server):
     """A migrated Airflow metadata database on the session server; yields its name."""
-    from streamflow.local import pgserver
+    from streamflow_dev import pgserver
 
     name = "airflow_test_metadata"
     pgserver.ensure_databases(pg_server, name)
@@ -25,7 +25,7 @@ def airflow_metadata(pg_server):
 
 def airflow_env(settings, home: Path, **extra: str) -> dict[str, str]:
     """The environment the local stack would give Airflow, pointed at `settings`' databases."""
-    from streamflow.local.env import airflow_environment
+    from streamflow_dev.env import airflow_environment
 
     values = {"POSTGRES_HOST": settings.host, "POSTGRES_PORT": str(settings.port), "POSTGRES_USER": settings.user,
               "POSTGRES_PASSWORD": settings.password, "POSTGRES_DB": settings.database,

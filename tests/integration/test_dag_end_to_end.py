@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from streamflow.local import checks
 from streamflow.registry import SNAPSHOTTED, TABLES
+from streamflow_dev import checks
 from tests.helpers import live_hashes, table_hash
 
 pytestmark = pytest.mark.airflow

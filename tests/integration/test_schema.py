@@ -11,7 +11,8 @@ from streamflow.registry import SNAPSHOTTED, TABLES, quote_ident
 from streamflow.settings import SQL_DIR
 
 PG_TYPES = {"text": "text", "date": "date", "boolean": "boolean", "integer": "integer", "numeric": "numeric"}
-SPEC = Path(__file__).resolve().parents[3] / "shared" / "spec" / "001_schema.sql"
+#: The course's live-table DDL, vendored unchanged: sql/001 must stay the course's schema verbatim.
+SPEC = Path(__file__).resolve().parents[1] / "spec" / "001_schema.sql"
 
 
 def columns_of(conn, name: str) -> list[tuple[str, str]]:
@@ -38,7 +39,6 @@ def test_schema_is_idempotent(conn):
     assert apply_schema(conn) == apply_schema(conn)
 
 
-@pytest.mark.skipif(not SPEC.exists(), reason="the course spec is only beside a development checkout")
 def test_live_ddl_is_the_course_schema_verbatim():
     assert (SQL_DIR / "001_live_tables.sql").read_text() == SPEC.read_text()
 

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from streamflow import generate
 from streamflow.registry import KEY, TABLES, table
+from streamflow_dev import generate
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -6,7 +6,13 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from streamflow.months import month_for_index, month_from_interval_end, month_from_name, resolve_month
+from streamflow.months import (
+    month_for_index,
+    month_for_year_month,
+    month_from_interval_end,
+    month_from_name,
+    resolve_month,
+)
 
 
 def utc(*args) -> datetime:
@@ -60,3 +66,21 @@ def test_interval_before_the_first_month_is_refused():
 def test_interval_not_on_a_month_boundary_is_refused():
     with pytest.raises(ValueError, match="month boundary"):
         month_from_interval_end(utc(2024, 2, 15))
+
+
+@pytest.mark.parametrize(("last_month", "run_month", "interval_end"), [
+    ("2024-01", "month_000", utc(2024, 2, 1)), ("2024-02", "month_001", utc(2024, 3, 1)),
+    ("2024-12", "month_011", utc(2025, 1, 1))])
+def test_last_scheduled_month(monkeypatch, last_month, run_month, interval_end):
+    """STREAMFLOW_LAST_MONTH (YYYY-MM): the run it names and where the schedule's last interval ends."""
+    from streamflow import settings
+
+    assert month_for_year_month(last_month).month == run_month
+    monkeypatch.setenv("STREAMFLOW_LAST_MONTH", last_month)
+    assert settings.schedule_last_interval_end() == interval_end
+
+
+@pytest.mark.parametrize("bad", ["2024-13", "2024", "Feb 2024", "2023-12"])
+def test_bad_last_month_is_refused(bad):
+    with pytest.raises(ValueError, match="YYYY-MM|outside"):
+        month_for_year_month(bad)

@@ -1,6 +1,6 @@
 """A deployment of its own for the fault tests, whose processes they kill (package scope).
 
-A generated month of FAULT_USERS users (`streamflow.generate`, once per session), large enough
+A generated month of FAULT_USERS users (`streamflow_dev.generate`, once per session), large enough
 that a kill lands while a COPY streams or the publish writes. Retries are shortened
 (`STREAMFLOW_RETRY_DELAY_S`), so that the retry the tests wait for comes in seconds.
 """
@@ -23,8 +23,8 @@ FAULT_USERS = 200_000
 def generated_months(tmp_path_factory):
     """month_000 of FAULT_USERS users, generated once per session."""
     out = tmp_path_factory.mktemp("fault-seeds")
-    subprocess.run([sys.executable, "-m", "streamflow.generate", "--users", str(FAULT_USERS), "--months", "1",
-                    "--out", str(out)], env={**os.environ, "PYTHONPATH": str(ROOT / "include")}, check=True,
+    subprocess.run([sys.executable, "-m", "streamflow_dev.generate", "--users", str(FAULT_USERS), "--months", "1",
+                    "--out", str(out)], env={**os.environ, "PYTHONPATH": f"{ROOT / 'include'}:{ROOT / 'tools'}"}, check=True,
                    capture_output=True)
     return out
 

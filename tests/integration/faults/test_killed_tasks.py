@@ -11,10 +11,9 @@ import time
 import psutil
 import pytest
 
-from streamflow.local.airflow_stack import DAG_ID
 from streamflow.registry import SNAPSHOTTED, TABLES
 from tests.integration.faults.conftest import FAULT_USERS
-from tests.integration.stack.deployment import failures, runs, wait, wait_for_run
+from tests.integration.stack.deployment import DAG_ID, failures, runs, wait, wait_for_run
 
 pytestmark = pytest.mark.airflow
 

@@ -12,7 +12,7 @@ import shutil
 
 import pytest
 
-from streamflow.local.airflow_stack import DAG_ID, TRAINING_DAG_ID
+from streamflow_dev.stack import DAG_ID, TRAINING_DAG_ID
 from tests.integration.stack.deployment import (
     dag_parsed,
     deployed,

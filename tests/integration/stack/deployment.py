@@ -1,6 +1,6 @@
 """One running Airflow deployment for the tests of this package, and what they ask of it.
 
-API server + scheduler + dag-processor, as `make run` starts them, on the session's PostgreSQL
+`airflow standalone` (API server, scheduler, dag-processor, triggerer), as `make run` starts it, on the session's PostgreSQL
 server but with databases of its own (a fresh Airflow metadata database and a fresh warehouse),
 an AIRFLOW_HOME of its own and a free port for the API server. The seeds are a copy of
 data/seeds plus `month_002` (February's files with negative watch hours for three users).
@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from streamflow.local import airflow_stack, pgserver
-from streamflow.local.airflow_stack import DAG_ID, TRAINING_DAG_ID, Stack
 from streamflow.registry import SNAPSHOTTED, TABLES
+from streamflow_dev import pgserver
+from streamflow_dev.stack import DAG_ID, TRAINING_DAG_ID, Stack
 from tests.conftest import connect, drop_database
 from tests.helpers import copy_month_with_negative_watch_hours, live_hashes, table_hash
 from tests.integration.conftest import airflow_env
@@ -57,8 +57,8 @@ class Deployment:
 
 @contextlib.contextmanager
 def deployed(pg_server, work: Path, seeds: Path, **extra_env: str):
-    """A Deployment of its own: fresh metadata DB and warehouse on the session's server, API server on a
-    free port, then scheduler and dag-processor; everything stopped and dropped on exit.
+    """A Deployment of its own: fresh metadata DB and warehouse on the session's server, `airflow standalone`
+    with its API server on a free port; everything stopped and dropped on exit.
 
     Any test package can start one (e.g. one whose tests kill its processes). `extra_env` sets
     Airflow or StreamFlow settings, e.g. STREAMFLOW_LAST_MONTH.
@@ -73,23 +73,23 @@ def deployed(pg_server, work: Path, seeds: Path, **extra_env: str):
     port = pgserver.free_port()
     env = airflow_env(settings, work / "airflow-home", AIRFLOW_API_PORT=str(port), STREAMFLOW_SEEDS_DIR=str(seeds),
                       **extra_env)
-    # The scheduler's log server defaults to the fixed port 8793: a free one, so a concurrent stack cannot clash.
+    # The log servers default to the fixed ports 8793/8794: free ones, so a concurrent stack cannot clash.
     env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"] = str(pgserver.free_port())
+    env["AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT"] = str(pgserver.free_port())
     stack = Stack(env)
     assert stack.port == port
     try:
         pgserver.ensure_databases(pg_server, metadata_db, warehouse_db)
         with connect(settings) as conn:
             apply_schema(conn)
-        stack.migrate()
-        stack.start_all(("scheduler", "dag-processor"))
+        stack.up()
         with (httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60, trust_env=False,
                            headers={"Accept": "application/json"}) as api,
               connect(dataclasses.replace(settings, database=metadata_db), autocommit=True) as metadata,
               connect(settings, autocommit=True) as warehouse):
             yield Deployment(stack, api, metadata, warehouse, seeds)
     finally:
-        stack.stop_all()  # SIGTERM, then SIGKILL, to each process group the stack recorded
+        stack.stop_all()  # SIGINT to standalone (it stops its components), SIGKILL to what is left after 30 s
         for name in (metadata_db, warehouse_db):
             drop_database(pg_server, name)
 
@@ -122,8 +122,7 @@ def wait(deployment: Deployment, what: str, done, timeout: float = WAIT_S) -> No
     while not done():
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}\n{failures(deployment, runs(deployment))}")
-        for component in ("api-server", "scheduler", "dag-processor"):
-            deployment.stack.check_alive(component)
+        deployment.stack.check_alive()
         time.sleep(1)
 
 
@@ -161,7 +160,7 @@ def failures(deployment: Deployment, dag_runs: list[dict[str, Any]], dag_id: str
     for run in dag_runs:
         for task_id, try_number in failed_tasks(deployment, run["run_id"], dag_id):
             lines.append(f"--- {run['run_id']} {task_id} (try {try_number}):")
-            lines.append(airflow_stack.task_log_tail(deployment.stack.home, run["run_id"], task_id, dag_id=dag_id))
+            lines.append(deployment.stack.task_log(dag_id, run["run_id"], task_id, try_number)[-4000:])
     return "\n".join(lines)
 
 
@@ -172,18 +171,9 @@ def trigger(deployment: Deployment, conf: dict) -> httpx.Response:
 
 def api_log(deployment: Deployment, run_id: str, task_id: str, try_number: int) -> str:
     """A task's log through the public API, as text (each record's event and exception values)."""
-    from urllib.parse import quote
-
-    path = f"/api/v2/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}/taskInstances/{task_id}/logs/{try_number}"
-    response = deployment.api.get(path)
-    assert response.status_code == 200, response.text
-    records = response.json()["content"]
-    assert records, f"empty log for {run_id} {task_id}"
-    texts = []
-    for record in records:
-        texts.append(str(record.get("event", "")))
-        texts.extend(str(detail.get("exc_value", "")) for detail in record.get("error_detail") or [])
-    return "\n".join(texts)
+    log = deployment.stack.task_log(DAG_ID, run_id, task_id, try_number)
+    assert log, f"empty log for {run_id} {task_id}"
+    return log
 
 
 def asset_events(deployment: Deployment) -> list[tuple[str, str, dict]]:

@@ -25,9 +25,9 @@ from urllib.parse import quote
 import pytest
 
 from streamflow import training
-from streamflow.local import checks
-from streamflow.local.airflow_stack import DAG_ID, TRAINING_DAG_ID
 from streamflow.registry import SNAPSHOTTED, TABLES
+from streamflow_dev import checks
+from streamflow_dev.stack import DAG_ID, TRAINING_DAG_ID
 from tests.integration.stack.deployment import (
     FEBRUARY_RUN,
     FINISHED,

@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 import pytest
 
-from streamflow.local.airflow_stack import DAG_ID
+from streamflow_dev.stack import DAG_ID
 from tests.integration.stack.deployment import ROWS
 
 pytestmark = pytest.mark.airflow

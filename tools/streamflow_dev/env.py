@@ -13,22 +13,19 @@ from streamflow.settings import PROJECT_ROOT, WAREHOUSE_CONN_ID
 
 DOTENV = PROJECT_ROOT / ".env"
 AIRFLOW_HOME = PROJECT_ROOT / ".airflow"
-PGDATA = PROJECT_ROOT / ".pgdata"
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 
 def read_dotenv(path: Path = DOTENV) -> dict[str, str]:
-    """`KEY=value` lines of a .env file (comments and blank lines skipped, no shell expansion)."""
-    values: dict[str, str] = {}
-    if not path.exists():
-        return values
-    for raw in path.read_text(encoding="utf-8").splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, _, value = line.partition("=")
-        values[key.strip()] = value.strip().strip("'\"")
-    return values
+    """`KEY=value` lines of a .env file (python-dotenv; no shell expansion)."""
+    from dotenv import dotenv_values
+
+    return {key: value or "" for key, value in dotenv_values(path, interpolate=False).items()}
+
+
+def pgdata(values: dict[str, str]) -> Path:
+    """The embedded server's data directory (`STREAMFLOW_PGDATA`, default .pgdata/)."""
+    return Path(values.get("STREAMFLOW_PGDATA") or PROJECT_ROOT / ".pgdata")
 
 
 @dataclass(frozen=True)
@@ -73,32 +70,20 @@ def settings(overrides: dict[str, str] | None = None) -> dict[str, str]:
 
 def postgres_settings(values: dict[str, str] | None = None) -> PostgresSettings:
     values = values if values is not None else settings()
-    missing = [key for key in ("POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB") if not values.get(key)]
+    required = ("POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB")
+    missing = [key for key in required if not values.get(key)]
     if missing:
         raise SystemExit(f"missing settings {', '.join(missing)}: set them in .env or the environment")
-    return PostgresSettings(
-        host=values["POSTGRES_HOST"],
-        port=int(values["POSTGRES_PORT"]),
-        user=values["POSTGRES_USER"],
-        password=values["POSTGRES_PASSWORD"],
-        database=values["POSTGRES_DB"],
-        airflow_database=values.get("AIRFLOW_METADATA_DB") or "airflow",
-    )
+    return PostgresSettings(values["POSTGRES_HOST"], int(values["POSTGRES_PORT"]), values["POSTGRES_USER"],
+                            values["POSTGRES_PASSWORD"], values["POSTGRES_DB"],
+                            values.get("AIRFLOW_METADATA_DB") or "airflow")
 
 
-def _jwt_secret(home: Path) -> str:
-    """A per-checkout secret shared by the api-server and the workers (kept in .airflow/)."""
-    path = home / "jwt_secret"
-    if not path.exists():
-        home.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(32), encoding="utf-8")
-        path.chmod(0o600)
-    return path.read_text(encoding="utf-8").strip()
-
-
-def airflow_environment(values: dict[str, str] | None = None, home: Path = AIRFLOW_HOME) -> dict[str, str]:
-    """The environment every Airflow process of the local stack runs with."""
+def airflow_environment(values: dict[str, str] | None = None, home: Path | None = None) -> dict[str, str]:
+    """The environment every Airflow process of the local stack runs with (`STREAMFLOW_AIRFLOW_HOME`,
+    default .airflow/)."""
     values = values if values is not None else settings()
+    home = home or Path(values.get("STREAMFLOW_AIRFLOW_HOME") or AIRFLOW_HOME)
     pg = postgres_settings(values)
     port = values.get("AIRFLOW_API_PORT") or "8080"
     venv_bin = str(Path(sys.executable).parent)
@@ -116,7 +101,8 @@ def airflow_environment(values: dict[str, str] | None = None, home: Path = AIRFL
         "AIRFLOW__API__PORT": port,
         "STREAMFLOW_UI_URL": values.get("STREAMFLOW_UI_URL") or f"http://localhost:{port}",
         "AIRFLOW__API__HOST": "127.0.0.1",
-        "AIRFLOW__API_AUTH__JWT_SECRET": _jwt_secret(home),
+        # One secret per start, shared by the API server and the task workers through this environment.
+        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",

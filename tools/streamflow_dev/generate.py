@@ -1,6 +1,6 @@
 """Synthetic StreamFlow months at any scale, in exactly the real files' format.
 
-    python -m streamflow.generate --users 1000000 --months 3 --out .bench-data/1000000 --seed 8613
+    python -m streamflow_dev.generate --users 1000000 --months 3 --out .bench-data/1000000 --seed 8613
 
 * **month_000** resamples the real `data/seeds/month_000` rows under fresh user ids
   (`gen-0000001`, ...): each user takes one real row index and gets that row of all six files,
@@ -13,7 +13,7 @@
   with the observed True->False and False->True probabilities. Columns that did not change
   between the real months (all of `users` and `subscriptions`, ...) are copied unchanged.
 * **Leavers and joiners** (the real months have the same 7043 users, so these rates are the
-  issue's 1-2 %, not measurements): a user whose label says churn leaves with probability
+  a plausible 1-2 % a month, not measurements): a user whose label says churn leaves with probability
   `LEAVE_IF_CHURN`, any other with `LEAVE_OTHERWISE` (about 1.5 % overall); `JOIN_RATE` of the
   population joins, drawn from the real users with `months_active` <= 1, signed up in the month.
 
@@ -51,7 +51,7 @@ MANIFEST = "generate.json"
 ID_PREFIX = "gen-"
 ID_DIGITS = 7
 
-# Not measurable from the real months (same users in both): the issue's "1-2 % leave, 1-2 % join".
+# Not measurable from the real months (same users in both): a plausible 1-2 % leave, 1-2 % join.
 LEAVE_IF_CHURN = 0.045  # a user labelled churn=True last month
 LEAVE_OTHERWISE = 0.005  # ~24-27 % churners -> ~1.5 % of all users leave per month
 JOIN_RATE = 0.015
@@ -302,7 +302,7 @@ def _own_digest() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m streamflow.generate", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m streamflow_dev.generate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--users", type=int, required=True, help="users in month_000")
     parser.add_argument("--months", type=int, default=3, help="month folders to write (default 3)")
     parser.add_argument("--out", type=Path, required=True, help="target folder (gets month_NNN/ folders)")

@@ -10,18 +10,19 @@ user, `streamflow_pg`, created on first use.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import importlib.util
 import os
 import pwd
 import socket
 import subprocess
 import tempfile
-import time
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from streamflow.local.env import PostgresSettings
+    from streamflow_dev.env import PostgresSettings
 
 SERVER_OS_USER = "streamflow_pg"
 # PostgreSQL major -> (wheel's Python package, its distribution name); the wheels are dev pins.
@@ -62,23 +63,20 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def _server_user() -> str | None:
-    """The OS user the server runs as: None (ourselves) unless we are root."""
+    """The OS user the server runs as: None (ourselves) unless we are root (created by the wheel's helper)."""
     if os.geteuid() != 0:
         return None
-    try:
-        pwd.getpwnam(SERVER_OS_USER)
-    except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", SERVER_OS_USER],
-                       check=True, capture_output=True)
+    package, _ = WHEELS_BY_MAJOR[requested_major()]
+    with warnings.catch_warnings():  # its import warns about XDG_RUNTIME_DIR, which is not used here
+        warnings.simplefilter("ignore")
+        importlib.import_module(f"{package}.utils").ensure_user_exists(SERVER_OS_USER)
     return SERVER_OS_USER
 
 
 def _grant_traverse(path: Path) -> None:
-    """Let the server user reach `path` (o+x on every parent, like a shared install would be)."""
+    """Let the server user reach `path`: o+x on every parent (the wheel's own helper also grants read)."""
     for parent in [path, *path.parents]:
-        mode = parent.stat().st_mode
-        if not mode & 0o001:
-            parent.chmod(mode | 0o001)
+        parent.chmod(parent.stat().st_mode | 0o001)
 
 
 def _as_user(user: str | None) -> dict:
@@ -126,15 +124,11 @@ def start(pgdata: Path, pg: PostgresSettings) -> None:
     options = f"-h {pg.host} -p {pg.port} -k '' -c max_connections=200 -c shared_buffers=256MB"
     log = pgdata / "server.log"
     try:
+        # -w: returns once the server accepts connections
         _run([str(bindir / "pg_ctl"), "-D", str(pgdata), "-l", str(log), "-w", "-t", "60", "-o", options, "start"], user)
     except SystemExit as error:
         tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
         raise SystemExit(f"embedded PostgreSQL failed to start: {error}\n{tail}") from error
-    deadline = time.monotonic() + 30
-    while not is_listening(pg.host, pg.port):
-        if time.monotonic() > deadline:
-            raise SystemExit(f"embedded PostgreSQL did not listen on {pg.host}:{pg.port}; see {log}")
-        time.sleep(0.2)
 
 
 def stop(pgdata: Path) -> bool:
