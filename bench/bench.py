@@ -32,7 +32,8 @@ them into `bench/history.svg` (figures in `bench/history.json`), which the READM
 the DAG months, Airflow's own CPU is measured (`airflow_cpu_s=`: `airflow dags test`'s process
 tree, executor workers and task processes included, plus the API server's).
 
-Settings (environment): N (users in month_000, default 300000), MONTHS (default 24), SKIP_COURSE=1, SKIP_DAG=1,
+Settings (environment): N (users in month_000, default 300000), MONTHS (default 24), HISTORY_N
+(the history phase's users, default N but at most 100000), SKIP_COURSE=1, SKIP_DAG=1,
 SKIP_ANATOMY=1, BENCH_SEED, BENCH_DATA_DIR (default .bench-data), BENCH_DSN,
 BENCH_STATEMENT_TIMEOUT (per statement, default 900s), BENCH_VALIDATE_TIMEOUT (default 120s).
 The last line printed is the BENCH line.
@@ -61,6 +62,7 @@ if str(ROOT / "include") not in sys.path:
 DEFAULT_N = 300_000
 SEED = 8613
 DEFAULT_MONTHS = 24  # the history phase: months one after another (the other phases use the first two)
+HISTORY_N_CAP = 100_000  # its users unless HISTORY_N says otherwise: 24 months of them take minutes, not an hour
 FIRST, NEXT = "month_000", "month_001"
 PHASE_TIMEOUT_S = 3600
 HISTORY_PLOT = ROOT / "bench" / "history.svg"  # the README embeds it
@@ -876,7 +878,7 @@ def report(n: int, data: Path, server: Server, m: dict, skip_course: bool, skip_
     if history and history.ok:
         per_month = history.result["months"]
         print()
-        print(f"History: {len(per_month)} months one after another, N={n}; each month run, then at once run again "
+        print(f"History: {len(per_month)} months one after another, N={history.result['n']}; each month run, then at once run again "
               f"(same files); seconds ({history.result['stamps_catalogued']} stamps catalogued at the end):")
         print("| month     | load | validate | stamp | total | CPU s | re-run load | validate | re-stamp | total | CPU s |")
         print("|-----------|-----:|---------:|------:|------:|------:|------------:|---------:|---------:|------:|------:|")
@@ -971,6 +973,7 @@ def report(n: int, data: Path, server: Server, m: dict, skip_course: bool, skip_
             f"vs_floor={fmt(ratio(upsert_s, floor_s))} reload_unchanged_s={fmt(same_s)} "
             f"peak_rss_mb={fmt(rss, 0)} validate_s={fmt(s('validate'))} snapshot_s={fmt(snap_s)} "
             f"dag_month_s={fmt(None if skip_dag else dag_month)} months={len(per_month_history)} "
+            f"history_n={fmt(history.result['n'] if per_month_history else None)} "
             f"month_growth={fmt(history_growth(per_month_history, 'first'))} "
             f"restamp_growth={fmt(history_growth(per_month_history, 'again'))} "
             f"airflow_cpu_s={fmt(dag.get('airflow_cpu_s'), 1)}")
@@ -987,6 +990,8 @@ def main() -> int:
     parser.add_argument("--skip-course", action="store_true", default=flag("SKIP_COURSE"))
     parser.add_argument("--skip-dag", action="store_true", default=flag("SKIP_DAG"))
     parser.add_argument("--skip-anatomy", action="store_true", default=flag("SKIP_ANATOMY"))
+    parser.add_argument("--history-n", type=int, default=int(os.environ.get("HISTORY_N") or 0),
+                        help=f"users of the history phase (default: N, at most {HISTORY_N_CAP:,})")
     parser.add_argument("--plot", type=Path, metavar="HISTORY_JSON",
                         help="only redraw bench/history.svg from a history phase's figures (bench/history.json)")
     parser.add_argument("--months", type=int, default=int(os.environ.get("MONTHS") or DEFAULT_MONTHS),
@@ -1006,7 +1011,9 @@ def main() -> int:
     env = child_env()
     seed = int(os.environ.get("BENCH_SEED") or SEED)
     data_root = Path(os.environ.get("BENCH_DATA_DIR") or ROOT / ".bench-data")
-    data, _ = ensure_data(args.n, seed, data_root, env, max(args.months, 2))
+    history_n = args.history_n or min(args.n, HISTORY_N_CAP)
+    data, _ = ensure_data(args.n, seed, data_root, env, max(args.months, 2) if history_n == args.n else 2)
+    history_data = data if history_n == args.n else ensure_data(history_n, seed, data_root, env, args.months)[0]
     server = Server()
     global SERVER_CPU
     SERVER_CPU = ServerCpu(server.pgdata) if server.pgdata else None
@@ -1056,14 +1063,15 @@ def main() -> int:
         if args.months >= 3 and m["validate"].ok:
             history_db = server.database("history")
             server.checkpoint()
-            m["history"] = phase(f"history: {args.months} months, each run then re-run", "history",
+            m["history"] = phase(f"history: {args.months} months of {history_n} users, each run then re-run", "history",
                                  {"conninfo": history_db.conninfo(), "url": history_db.url("postgresql+psycopg", history_db.database),
-                                  "data": str(data), "months": args.months,
+                                  "data": str(history_data), "months": args.months,
                                   "pgdata": str(server.pgdata) if server.pgdata else None}, env, progress="    month_")
             if m["history"].ok:
-                plot_history(m["history"].result["months"], args.n, HISTORY_PLOT)
+                m["history"].result["n"] = history_n
+                plot_history(m["history"].result["months"], history_n, HISTORY_PLOT)
                 HISTORY_PLOT.with_suffix(".json").write_text(json.dumps(
-                    {"n": args.n, "months": m["history"].result["months"]}, indent=1) + "\n", encoding="utf-8")
+                    {"n": history_n, "months": m["history"].result["months"]}, indent=1) + "\n", encoding="utf-8")
                 print(f"  plot: {HISTORY_PLOT.relative_to(ROOT)} (figures: {HISTORY_PLOT.with_suffix('.json').name})")
         if not args.skip_dag:
             if dag_parameters:
