@@ -10,6 +10,7 @@ this file because the plugins folder is on `sys.path` before it imports local se
 
 The imports run right before the process's first fork (`os.register_at_fork`), not here: this
 module is imported while Airflow itself is still initialising, too early to import its providers.
+`STREAMFLOW_PRELOAD_TASK_MODULES=0` turns it off (each task then imports what it needs itself).
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ TASK_MODULES = (
 
 
 def forks_task_processes(argv: list[str]) -> bool:
-    """`airflow scheduler`, `airflow dags test ...`, `airflow celery worker ...`."""
+    """`airflow scheduler`, `airflow dags test ...`, `airflow celery worker ...` (unless turned off)."""
+    if os.environ.get("STREAMFLOW_PRELOAD_TASK_MODULES", "1").strip().lower() in ("0", "false", "no"):
+        return False
     command = argv[1:3]
     return command[:1] == ["scheduler"] or command in (["dags", "test"], ["celery", "worker"])
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -21,13 +22,16 @@ PLUGINS = Path(__file__).resolve().parents[2] / "plugins"
     (["airflow", "dags", "list"], False),
     (["python", "-m", "pytest"], False),
 ])
-def test_only_processes_that_fork_tasks_preload(argv, forks):
+def test_only_processes_that_fork_tasks_preload(argv, forks, monkeypatch):
+    monkeypatch.delenv("STREAMFLOW_PRELOAD_TASK_MODULES", raising=False)
     sys.path.insert(0, str(PLUGINS))
     try:
         import airflow_local_settings
     finally:
         sys.path.remove(str(PLUGINS))
     assert airflow_local_settings.forks_task_processes(argv) is forks
+    monkeypatch.setenv("STREAMFLOW_PRELOAD_TASK_MODULES", "0")
+    assert airflow_local_settings.forks_task_processes(argv) is False
 
 
 def test_a_forked_task_inherits_the_modules_imported_before_the_fork():
@@ -46,6 +50,7 @@ def test_a_forked_task_inherits_the_modules_imported_before_the_fork():
         _, status = os.waitpid(pid, 0)
         print("child", os.waitstatus_to_exitcode(status), "parent", "xml.dom.minidom" in sys.modules)
     """)
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    env = {k: v for k, v in os.environ.items() if k != "STREAMFLOW_PRELOAD_TASK_MODULES"}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=env)
     assert done.stdout.strip() == "child 0 parent True", done.stderr
     assert "not pre-imported for tasks: no_such_module_here" in done.stderr
