@@ -77,6 +77,6 @@ data: venv
 		--out $(or $(OUT),.bench-data/$(or $(N),100000)) --seed $(or $(SEED),8613)
 
 ## Upsert vs the course's way vs raw COPY, validation, snapshots, one month through the DAG:
-##   make bench [N=...] [SKIP_COURSE=1] [SKIP_DAG=1] [SKIP_ANATOMY=1]   (last line: BENCH n=... upsert_s=...)
+##   make bench [N=...] [MONTHS=24] [HISTORY_N=...] [SKIP_COURSE=1] [SKIP_DAG=1] [SKIP_ANATOMY=1]   (last line: BENCH n=... upsert_s=...)
 bench: venv
-	N=$(N) SKIP_COURSE=$(SKIP_COURSE) SKIP_DAG=$(SKIP_DAG) SKIP_ANATOMY=$(SKIP_ANATOMY) PYTHONPATH=include:tools $(PY) bench/bench.py
+	N=$(N) MONTHS=$(MONTHS) HISTORY_N=$(HISTORY_N) SKIP_COURSE=$(SKIP_COURSE) SKIP_DAG=$(SKIP_DAG) SKIP_ANATOMY=$(SKIP_ANATOMY) PYTHONPATH=include:tools $(PY) bench/bench.py

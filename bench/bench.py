@@ -1,4 +1,4 @@
-"""`make bench [N=...] [SKIP_COURSE=1] [SKIP_DAG=1]`: the project's upsert at scale, side by side.
+"""`make bench [N=...] [MONTHS=...] [SKIP_COURSE=1] [SKIP_DAG=1]`: the project's upsert at scale, side by side.
 
 One process tree, one PostgreSQL, the same generated files (`streamflow_dev.generate`, cached in
 `.bench-data/<N>/`). Every measured phase runs in its own child process (this script with
@@ -26,7 +26,15 @@ what bounds a load, and what staging costs.
 Child and server CPU seconds are printed next to wall times: on a shared machine they are the
 load-independent part of a measurement.
 
-Settings (environment): N (users in month_000, default 300000), SKIP_COURSE=1, SKIP_DAG=1,
+A "history" phase runs MONTHS months one after another on one warehouse (load, validate, stamp;
+then the same month again at once, as a re-run does) and prints each month's seconds, the growth
+of the last month over month 2 (`month_growth=`, `restamp_growth=` on the BENCH line) and draws
+them into `bench/history.svg` (figures in `bench/history.json`), which the README shows. During
+the DAG months, Airflow's own CPU is measured (`airflow_cpu_s=`: `airflow dags test`'s process
+tree, executor workers and task processes included, plus the API server's).
+
+Settings (environment): N (users in month_000, default 300000), MONTHS (default 24), HISTORY_N
+(the history phase's users, default N but at most 100000), SKIP_COURSE=1, SKIP_DAG=1,
 SKIP_ANATOMY=1, BENCH_SEED, BENCH_DATA_DIR (default .bench-data), BENCH_DSN,
 BENCH_STATEMENT_TIMEOUT (per statement, default 900s), BENCH_VALIDATE_TIMEOUT (default 120s).
 The last line printed is the BENCH line.
@@ -54,9 +62,11 @@ if str(ROOT / "include") not in sys.path:
 
 DEFAULT_N = 300_000
 SEED = 8613
-MONTHS = 2  # month_000 (first load) and month_001 (next month)
+DEFAULT_MONTHS = 24  # the history phase: months one after another (the other phases use the first two)
+HISTORY_N_CAP = 100_000  # its users unless HISTORY_N says otherwise: 24 months of them take minutes, not an hour
 FIRST, NEXT = "month_000", "month_001"
 PHASE_TIMEOUT_S = 3600
+HISTORY_PLOT = ROOT / "bench" / "history.svg"  # the README embeds it
 RESULT_PREFIX = "BENCH-RESULT "
 
 
@@ -225,6 +235,128 @@ def phase_parse(args: dict) -> dict:
             "heavy_modules_imported": heavy, "errors": {k: str(v)[-500:] for k, v in bag.import_errors.items()}}
 
 
+def run_month(conn, sqlalchemy_url: str, folder: Path, run_id: str) -> dict[str, float]:
+    """One month as the DAG's tasks run it, one step after another, each step timed (seconds).
+
+    The one place the history phase drives a month through: stage the six tables
+    (`pipeline.stage_table`), validate the staged month (`pipeline.validate_table`), publish it
+    (`pipeline.publish_month`), stamp the five snapshots (`pipeline.stamp_snapshot`). `load` is
+    stage + publish.
+    """
+    from streamflow import pipeline
+    from streamflow.registry import SNAPSHOTTED, TABLES
+
+    month = pipeline.month_of(folder.name)
+    steps = {}
+    t0 = time.perf_counter()
+    for table in TABLES:
+        pipeline.stage_table(conn, table.name, month, run_id)
+    staged_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for table in TABLES:
+        pipeline.validate_table(conn, sqlalchemy_url, table.name, month, run_id)
+    steps["validate"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    pipeline.publish_month(conn, month, run_id)
+    steps["load"] = staged_s + time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for table in SNAPSHOTTED:
+        pipeline.stamp_snapshot(conn, table.name, month, run_id)
+    steps["stamp"] = time.perf_counter() - t0
+    steps["total"] = steps["load"] + steps["validate"] + steps["stamp"]
+    return steps
+
+
+def phase_history(args: dict) -> dict:
+    """MONTHS months one after another on one warehouse, each run, then at once run again (a re-run:
+    the same files, nothing changed). Per month: load, validate and stamp seconds of both runs."""
+    import logging
+
+    import great_expectations  # noqa: F401 - imported once, outside the timed months
+    import psycopg
+
+    logging.getLogger("streamflow").setLevel(logging.WARNING)  # the per-table log lines of 2 x 17 steps a month
+    data = Path(args["data"])
+    os.environ["STREAMFLOW_SEEDS_DIR"] = str(data)
+    server_cpu = ServerCpu(Path(args["pgdata"])) if args.get("pgdata") else None
+
+    def cpu_s() -> float | None:
+        """This process's and the server's CPU so far: a month's work, whatever else loads the machine."""
+        server = server_cpu() if server_cpu else None
+        return None if server is None else time.process_time() + server
+
+    def timed_month(folder: Path, run_id: str) -> dict[str, float]:
+        before = cpu_s()
+        steps = run_month(conn, args["url"], folder, run_id)
+        after = cpu_s()
+        steps["cpu"] = after - before if before is not None and after is not None else None
+        return steps
+
+    per_month = []
+    with psycopg.connect(args["conninfo"], autocommit=True) as conn:
+        for index in range(args["months"]):
+            folder = data / f"month_{index:03d}"
+            first = timed_month(folder, f"bench__{folder.name}")
+            again = timed_month(folder, f"bench__{folder.name}__again")
+            per_month.append({"month": folder.name, "first": first, "again": again})
+            print(f"    {folder.name}: " + "  ".join(
+                f"{label} load {steps['load']:5.2f} validate {steps['validate']:5.2f} stamp {steps['stamp']:5.2f}"
+                f" = {steps['total']:6.2f} s (CPU {fmt(steps['cpu'], 1)} s)"
+                for label, steps in (("run", first), ("re-run", again))), flush=True)
+        partitions = conn.execute("SELECT count(*) FROM snapshot_stamps").fetchone()[0]
+    return {"s": sum(m["first"]["total"] + m["again"]["total"] for m in per_month), "months": per_month,
+            "stamps_catalogued": partitions}
+
+
+def history_growth(per_month: list[dict], key: str, measure: str = "total") -> float | None:
+    """The last month's time (or CPU) over month 2's (month_001: the first month loaded over another)."""
+    if len(per_month) < 3 or per_month[-1][key].get(measure) is None or not per_month[1][key].get(measure):
+        return None
+    return per_month[-1][key][measure] / per_month[1][key][measure]
+
+
+def plot_history(per_month: list[dict], n: int, path: Path) -> None:
+    """The per-month seconds as an SVG line chart (no plotting library needed): wall time of the run
+    and of the re-run, and their CPU (this process + the server), which the machine's load does not move."""
+    width, height, left, bottom, top, right = 780, 340, 56, 40, 30, 215
+    series = [("run: load + validate + stamp", "first", "total", "#1f77b4", ""),
+              ("re-run (same files)", "again", "total", "#d62728", ""),
+              ("run, CPU s", "first", "cpu", "#1f77b4", ' stroke-dasharray="5,4"'),
+              ("re-run, CPU s", "again", "cpu", "#d62728", ' stroke-dasharray="5,4"')]
+    series = [s for s in series if all(m[s[1]].get(s[2]) is not None for m in per_month)]
+    peak = max(m[key][measure] for m in per_month for _, key, measure, _, _ in series) * 1.15
+    count = len(per_month)
+
+    def x(i: int) -> float:
+        return left + (width - left - right) * i / max(count - 1, 1)
+
+    def y(v: float) -> float:
+        return height - bottom - (height - bottom - top) * v / peak
+
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" '
+           f'font-size="11"><rect width="100%" height="100%" fill="white"/>',
+           f'<text x="{left}" y="18" font-size="13">Seconds per month, {n:,} users, months one after another '
+           f'(make bench MONTHS={count})</text>']
+    step = 5 if peak > 25 else 2 if peak > 8 else 1
+    for tick in range(0, int(peak) + 1, step):
+        out.append(f'<text x="{left - 6}" y="{y(tick) + 4:.1f}" text-anchor="end">{tick}</text>'
+                   f'<line x1="{left}" y1="{y(tick):.1f}" x2="{x(count - 1)}" y2="{y(tick):.1f}" stroke="#ddd"/>')
+    out.append(f'<line x1="{left}" y1="{y(0)}" x2="{x(count - 1)}" y2="{y(0)}" stroke="black"/>'
+               f'<line x1="{left}" y1="{y(0)}" x2="{left}" y2="{top}" stroke="black"/>')
+    for i in range(count):
+        if i % max(count // 12, 1) == 0 or i == count - 1:
+            out.append(f'<text x="{x(i):.1f}" y="{height - bottom + 16}" text-anchor="middle">{i + 1}</text>')
+    out.append(f'<text x="{(left + x(count - 1)) / 2:.0f}" y="{height - 6}" text-anchor="middle">month</text>')
+    for row, (label, key, measure, colour, dash) in enumerate(series):
+        points = " ".join(f"{x(i):.1f},{y(m[key][measure]):.1f}" for i, m in enumerate(per_month))
+        out.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2"{dash} points="{points}"/>')
+        out.append(f'<line x1="{width - right + 10}" y1="{top + 16 + 18 * row}" x2="{width - right + 34}" '
+                   f'y2="{top + 16 + 18 * row}" stroke="{colour}" stroke-width="2"{dash}/>'
+                   f'<text x="{width - right + 40}" y="{top + 20 + 18 * row}">{label}</text>')
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(out) + "\n</svg>\n", encoding="utf-8")
+
+
 VALIDATION_RETRY_WORK_MEM = "256MB"  # a validation rerun with more memory, when the first one failed
 
 
@@ -307,7 +439,8 @@ def phase_anatomy(args: dict) -> dict:
 
 
 PHASES = {"copy_floor": phase_copy_floor, "anatomy": phase_anatomy, "upsert": phase_upsert, "course": phase_course,
-          "validate": phase_validate, "snapshot": phase_snapshot, "parse": phase_parse}
+          "validate": phase_validate, "snapshot": phase_snapshot, "parse": phase_parse,
+          "history": phase_history}
 
 
 def child_main(name: str) -> int:
@@ -377,16 +510,23 @@ class ServerCpu:
 SERVER_CPU: ServerCpu | None = None
 
 
-def run_child(label: str, argv: list[str], env: dict | None = None, timeout: float = PHASE_TIMEOUT_S) -> Measured:
-    """Run one child; peak RSS from its own rusage (`os.wait4`), result from its BENCH-RESULT line."""
+def run_child(label: str, argv: list[str], env: dict | None = None, timeout: float = PHASE_TIMEOUT_S,
+              progress: str | None = None) -> Measured:
+    """Run one child; peak RSS from its own rusage (`os.wait4`), result from its BENCH-RESULT line.
+
+    Lines of its output that start with `progress` are echoed as they come (a long phase's steps).
+    """
     cpu_before = SERVER_CPU() if SERVER_CPU else None
     with tempfile.TemporaryFile("w+") as out:
         started = time.perf_counter()
         process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
                                    start_new_session=True)
+        echoed, echoed_at = 0, started
         try:
             while True:
                 pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+                if progress and (pid or time.perf_counter() - echoed_at > 1):
+                    echoed, echoed_at = echo_progress(out, echoed, progress), time.perf_counter()
                 if pid:
                     break
                 if time.perf_counter() - started > timeout:
@@ -421,23 +561,33 @@ def run_child(label: str, argv: list[str], env: dict | None = None, timeout: flo
     return measured
 
 
+def echo_progress(out, echoed: int, prefix: str) -> int:
+    """Print the complete lines starting with `prefix` that `out` gained after the first `echoed`; their count."""
+    out.seek(0)
+    lines = [line for line in out.read().splitlines(keepends=True) if line.startswith(prefix) and line.endswith("\n")]
+    out.seek(0, os.SEEK_END)
+    for line in lines[echoed:]:
+        print(line, end="", flush=True)
+    return len(lines)
+
+
 def with_suppress(function, *args) -> None:
     with contextlib.suppress(OSError):
         function(*args)
 
 
-def phase(label: str, name: str, args: dict, env: dict) -> Measured:
+def phase(label: str, name: str, args: dict, env: dict, progress: str | None = None) -> Measured:
     return run_child(label, [sys.executable, str(Path(__file__).resolve()), "--phase", name],
-                     env={**env, "BENCH_PHASE_ARGS": json.dumps(args)})
+                     env={**env, "BENCH_PHASE_ARGS": json.dumps(args)}, progress=progress)
 
 
 def child_env() -> dict:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "include"), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "include"), str(ROOT / "tools"), env.get("PYTHONPATH")]))
     return env
 
 
-def ensure_data(n: int, seed: int, data_root: Path, env: dict) -> tuple[Path, Measured | None]:
+def ensure_data(n: int, seed: int, data_root: Path, env: dict, months: int) -> tuple[Path, Measured | None]:
     """Generated months for `n` users, reused when `generate.json` says they match."""
     from streamflow_dev import generate
 
@@ -446,12 +596,12 @@ def ensure_data(n: int, seed: int, data_root: Path, env: dict) -> tuple[Path, Me
     if manifest_path.exists():
         manifest = json.loads(manifest_path.read_text())
         if (manifest.get("users"), manifest.get("seed"), manifest.get("generator_sha256")) == (
-                n, seed, generate._own_digest()) and manifest.get("months", 0) >= MONTHS:
+                n, seed, generate._own_digest()) and manifest.get("months", 0) >= months:
             print(f"data: reusing {folder} ({manifest['seconds']} s to generate)", flush=True)
             return folder, None
-    print(f"data: generating {n} users x {MONTHS} months into {folder}", flush=True)
+    print(f"data: generating {n} users x {months} months into {folder}", flush=True)
     measured = run_child("generate (streamflow_dev.generate)", [
-        sys.executable, "-m", "streamflow_dev.generate", "--users", str(n), "--months", str(MONTHS),
+        sys.executable, "-m", "streamflow_dev.generate", "--users", str(n), "--months", str(months),
         "--out", str(folder), "--seed", str(seed)], env=env)
     if not measured.ok:
         raise SystemExit("data generation failed")
@@ -572,15 +722,16 @@ def run_dag_months(server: Server, data: Path, env: dict, **warehouse_parameters
         return {"error": "airflow db migrate failed", "migrate": migrate}
     out["migrate"] = migrate
     out["parse"] = phase("DAG parse (DagBag of dags/)", "parse", {}, airflow_env)
-    if out["parse"].result.get("errors") or out["parse"].result.get("dags") != ["ingest_month"]:
+    if out["parse"].result.get("errors") or "ingest_month" not in out["parse"].result.get("dags", []):
         out["parse"].ok = False
         print(f"  DAG parse: {out['parse'].result}", file=sys.stderr)
     stack = Stack(airflow_env)
     try:
-        stack.start("api-server")
+        api_server = stack.start("api-server")
         stack.wait_for_api()
         for month in (FIRST, NEXT):
             server.checkpoint()
+            api_cpu_before = tree_cpu_s(api_server)
             measured = run_child(f"DAG {month} (airflow dags test)", [
                 airflow, "dags", "test", "ingest_month", "--use-executor", "--conf", json.dumps({"month": month})], env=airflow_env)
             with psycopg.connect(metadata.conninfo()) as conn:
@@ -588,7 +739,13 @@ def run_dag_months(server: Server, data: Path, env: dict, **warehouse_parameters
                                    "ORDER BY id DESC LIMIT 1").fetchone()
                 tasks = conn.execute("SELECT task_id, state, duration FROM task_instance WHERE dag_id = 'ingest_month' "
                                      "AND run_id = %s ORDER BY start_date", (run[0],)).fetchall() if run else []
-            measured.result = {"s": measured.wall_s, "run_id": run and run[0], "state": run and run[1],
+            # Airflow's own CPU: `dags test` with its executor workers and task processes (all reaped, so
+            # in its rusage), plus what the API server spent answering them.
+            airflow_cpu = measured.client_cpu_s + tree_cpu_s(api_server) - api_cpu_before
+            print(f"  Airflow CPU over {month}: {airflow_cpu:.1f} s (dags test tree {measured.client_cpu_s:.1f} s)",
+                  flush=True)
+            measured.result = {"s": measured.wall_s, "airflow_cpu_s": airflow_cpu,
+                               "run_id": run and run[0], "state": run and run[1],
                                "task_sum_s": sum(t[2] or 0 for t in tasks),
                                "tasks": {t[0]: {"state": t[1], "s": t[2]} for t in tasks}}
             measured.ok = measured.ok and bool(run) and run[1] == "success"
@@ -596,11 +753,28 @@ def run_dag_months(server: Server, data: Path, env: dict, **warehouse_parameters
                 print(f"  DAG {month}: run state {run and run[1]}; tasks "
                       f"{ {t[0]: t[1] for t in tasks if t[1] != 'success'} }\n{measured.tail}", file=sys.stderr)
             out[month] = measured
+            out["airflow_cpu_s"] = airflow_cpu if measured.ok else None
             with psycopg.connect(warehouse.conninfo()) as conn:
                 out[f"{month}_users"] = conn.execute("SELECT count(*) FROM users").fetchone()[0]
     finally:
         stack.stop_all()
     return out
+
+
+def tree_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process, its reaped children and its live descendants (psutil)."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        times = root.cpu_times()
+        total = times.user + times.system + times.children_user + times.children_system
+        for child in root.children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                total += sum(child.cpu_times()[:2])
+    except psutil.Error:
+        return 0.0
+    return total
 
 
 def with_options(settings, options: str) -> str:
@@ -701,6 +875,21 @@ def report(n: int, data: Path, server: Server, m: dict, skip_course: bool, skip_
              else f"{'':>11}" for key, _ in columns]
     print(f"| {'publish (1 txn)':<16} | " + " | ".join(cells) + " |")
 
+    history = m.get("history")
+    if history and history.ok:
+        per_month = history.result["months"]
+        print()
+        print(f"History: {len(per_month)} months one after another, N={history.result['n']}; each month run, then at once run again "
+              f"(same files); seconds ({history.result['stamps_catalogued']} stamps catalogued at the end):")
+        print("| month     | load | validate | stamp | total | CPU s | re-run load | validate | re-stamp | total | CPU s |")
+        print("|-----------|-----:|---------:|------:|------:|------:|------------:|---------:|---------:|------:|------:|")
+        for entry in per_month:
+            first, again = entry["first"], entry["again"]
+            print(f"| {entry['month']} | {first['load']:4.2f} | {first['validate']:8.2f} | {first['stamp']:5.2f} "
+                  f"| {first['total']:5.2f} | {fmt(first.get('cpu'), 1):>5} | {again['load']:11.2f} "
+                  f"| {again['validate']:8.2f} | {again['stamp']:8.2f} | {again['total']:5.2f} "
+                  f"| {fmt(again.get('cpu'), 1):>5} |")
+
     anatomy = m.get("anatomy")
     if anatomy and anatomy.ok:
         print()
@@ -747,6 +936,7 @@ def report(n: int, data: Path, server: Server, m: dict, skip_course: bool, skip_
     dag_cpu = (dag[NEXT].client_cpu_s + dag[NEXT].server_cpu_s  # the API server's own CPU not counted
                if dag.get(NEXT) and dag[NEXT].ok and dag[NEXT].server_cpu_s is not None else None)
     cores = os.cpu_count() or 1
+    per_month_history = history.result["months"] if history and history.ok else []
     targets = [
         ("first load <= 1.15x keyed raw-COPY floor", ratio(upsert_s, floor_s), lambda v: v <= 1.15, "x",
          f"CPU (client+server): {fmt(ratio(cpu('upsert_first'), cpu('copy')))}x"),
@@ -763,9 +953,16 @@ def report(n: int, data: Path, server: Server, m: dict, skip_course: bool, skip_
          f"with work_mem {VALIDATION_RETRY_WORK_MEM}: {fmt(s('validate_more_memory'))} s" if m.get("validate_more_memory") else ""),
         ("stamping five snapshots < 30 s", snap_s, lambda v: v < 30, "s", ""),
         ("DAG parse < 1 s", parse, lambda v: v < 1, "s", ""),
+        ("last month / month 2 (run) <= 1.2", history_growth(per_month_history, "first"), lambda v: v <= 1.2, "x",
+         f"{len(per_month_history)} months; CPU (client+server): "
+         f"{fmt(history_growth(per_month_history, 'first', 'cpu'), 3)}x" if per_month_history else ""),
+        ("last month / month 2 (re-run) <= 1.2", history_growth(per_month_history, "again"), lambda v: v <= 1.2, "x",
+         f"CPU: {fmt(history_growth(per_month_history, 'again', 'cpu'), 3)}x" if per_month_history else ""),
+        ("Airflow CPU per DAG month <= 10 s", dag.get("airflow_cpu_s"), lambda v: v <= 10, "s",
+         "airflow dags test's process tree + the API server" if dag.get("airflow_cpu_s") is not None else ""),
     ]
     print()
-    print(f"Targets (issue 5 states them for N=1,000,000 on 2 cores; this run: N={n}):")
+    print(f"Targets (set for N=1,000,000 on 2 cores; this run: N={n}):")
     for label, value, test, unit, note in targets:
         verdict = "NA" if value is None else ("met" if test(value) else "NOT met")
         print(f"  {label:<42} {fmt(value, 3 if unit == 'x' else 2):>8} {unit:<3} {verdict:<8} {note}")
@@ -776,7 +973,11 @@ def report(n: int, data: Path, server: Server, m: dict, skip_course: bool, skip_
             f"copy_floor_s={fmt(floor_s)} speedup_vs_course={fmt(ratio(course_next, upsert_next))} "
             f"vs_floor={fmt(ratio(upsert_s, floor_s))} reload_unchanged_s={fmt(same_s)} "
             f"peak_rss_mb={fmt(rss, 0)} validate_s={fmt(s('validate'))} snapshot_s={fmt(snap_s)} "
-            f"dag_month_s={fmt(None if skip_dag else dag_month)}")
+            f"dag_month_s={fmt(None if skip_dag else dag_month)} months={len(per_month_history)} "
+            f"history_n={fmt(history.result['n'] if per_month_history else None)} "
+            f"month_growth={fmt(history_growth(per_month_history, 'first'))} "
+            f"restamp_growth={fmt(history_growth(per_month_history, 'again'))} "
+            f"airflow_cpu_s={fmt(dag.get('airflow_cpu_s'), 1)}")
 
 
 def flag(name: str) -> bool:
@@ -790,9 +991,19 @@ def main() -> int:
     parser.add_argument("--skip-course", action="store_true", default=flag("SKIP_COURSE"))
     parser.add_argument("--skip-dag", action="store_true", default=flag("SKIP_DAG"))
     parser.add_argument("--skip-anatomy", action="store_true", default=flag("SKIP_ANATOMY"))
+    parser.add_argument("--history-n", type=int, default=int(os.environ.get("HISTORY_N") or 0),
+                        help=f"users of the history phase (default: N, at most {HISTORY_N_CAP:,})")
+    parser.add_argument("--plot", type=Path, metavar="HISTORY_JSON",
+                        help="only redraw bench/history.svg from a history phase's figures (bench/history.json)")
+    parser.add_argument("--months", type=int, default=int(os.environ.get("MONTHS") or DEFAULT_MONTHS),
+                        help="months of the history phase (below 3: no history phase)")
     args = parser.parse_args()
     if args.phase:
         return child_main(args.phase)
+    if args.plot:
+        figures = json.loads(args.plot.read_text(encoding="utf-8"))
+        plot_history(figures["months"], figures["n"], HISTORY_PLOT)
+        return 0
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the cleanup below on `kill`
     from streamflow import months
@@ -801,7 +1012,9 @@ def main() -> int:
     env = child_env()
     seed = int(os.environ.get("BENCH_SEED") or SEED)
     data_root = Path(os.environ.get("BENCH_DATA_DIR") or ROOT / ".bench-data")
-    data, _ = ensure_data(args.n, seed, data_root, env)
+    history_n = args.history_n or min(args.n, HISTORY_N_CAP)
+    data, _ = ensure_data(args.n, seed, data_root, env, max(args.months, 2) if history_n == args.n else 2)
+    history_data = data if history_n == args.n else ensure_data(history_n, seed, data_root, env, args.months)[0]
     server = Server()
     global SERVER_CPU
     SERVER_CPU = ServerCpu(server.pgdata) if server.pgdata else None
@@ -848,6 +1061,19 @@ def main() -> int:
             m["validate_more_memory"] = phase(f"validation, six tables, work_mem {VALIDATION_RETRY_WORK_MEM}", "validate", {
                 "url": with_options(upsert_db, f"-c statement_timeout={timeout} -c work_mem={VALIDATION_RETRY_WORK_MEM}")}, env)
             dag_parameters = {"work_mem": VALIDATION_RETRY_WORK_MEM}
+        if args.months >= 3 and m["validate"].ok:
+            history_db = server.database("history")
+            server.checkpoint()
+            m["history"] = phase(f"history: {args.months} months of {history_n} users, each run then re-run", "history",
+                                 {"conninfo": history_db.conninfo(), "url": history_db.url("postgresql+psycopg", history_db.database),
+                                  "data": str(history_data), "months": args.months,
+                                  "pgdata": str(server.pgdata) if server.pgdata else None}, env, progress="    month_")
+            if m["history"].ok:
+                m["history"].result["n"] = history_n
+                plot_history(m["history"].result["months"], history_n, HISTORY_PLOT)
+                HISTORY_PLOT.with_suffix(".json").write_text(json.dumps(
+                    {"n": history_n, "months": m["history"].result["months"]}, indent=1) + "\n", encoding="utf-8")
+                print(f"  plot: {HISTORY_PLOT.relative_to(ROOT)} (figures: {HISTORY_PLOT.with_suffix('.json').name})")
         if not args.skip_dag:
             if dag_parameters:
                 print(f"  DAG: runs on a warehouse with work_mem {VALIDATION_RETRY_WORK_MEM} (validation fails without it);"

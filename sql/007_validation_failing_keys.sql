@@ -1,4 +1,4 @@
--- Every failing user_id of a failed expectation, with its value (issue 10), next to its
+-- Every failing user_id of a failed expectation, with its value, next to its
 -- validation_results row: the full list for the extract's owner, where the task log and
 -- validation_results.samples keep ten. Bounded per expectation (validation.FAILING_KEYS_LIMIT);
 -- validation_results.unexpected_count keeps the true count, so kept < unexpected says "cut".

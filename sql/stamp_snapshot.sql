@@ -9,8 +9,11 @@
 -- nothing) and one never stamped is refused (streamflow_may_stamp raises, in the first statement).
 -- One stamp of a table at a time: a second one waits here, and its next statement (a new
 -- snapshot, READ COMMITTED) sees what the first one stamped instead of inserting it twice.
+-- Writes go to the as_of's monthly partition, created here when missing (streamflow_begin_stamp);
+-- what is already stamped comes from the catalogue (snapshot_stamps), which the statement after
+-- this one keeps, so no statement reads another month's rows.
 SELECT pg_advisory_xact_lock(hashtext('streamflow_stamp:' || {{ params.snapshot_table_literal }})),
-       streamflow_may_stamp(%(as_of)s::date, {{ params.snapshot_table_literal }});
+       streamflow_begin_stamp(%(as_of)s::date, {{ params.snapshot_table_literal }});
 -- One statement. A first stamp of as_of (the monthly case) is a plain INSERT ... SELECT; a
 -- re-stamp updates what differs, inserts what is missing and deletes users no longer live. The
 -- parts that do not apply are cut off by one-time filters before they read a row, and every part
@@ -19,7 +22,7 @@ SELECT pg_advisory_xact_lock(hashtext('streamflow_stamp:' || {{ params.snapshot_
 WITH state AS MATERIALIZED (
   -- Uncorrelated: evaluated once per statement, not per row.
   SELECT streamflow_may_stamp(%(as_of)s::date, {{ params.snapshot_table_literal }}) AS may_write,
-         EXISTS (SELECT 1 FROM {{ params.snapshot_table }} WHERE as_of = %(as_of)s::date) AS stamped_before,
+         streamflow_is_stamped({{ params.snapshot_table_literal }}, %(as_of)s::date) AS stamped_before,
          %(restamp)s::boolean AS restamp
 ), first_stamp AS (
   INSERT INTO {{ params.snapshot_table }} (user_id, as_of, {{ params.columns }})
@@ -49,11 +52,27 @@ WITH state AS MATERIALIZED (
     AND snapshot.as_of = %(as_of)s::date
     AND NOT EXISTS (SELECT 1 FROM {{ params.live_table }} AS live WHERE live.user_id = snapshot.user_id)
   RETURNING 1
+), counts AS (
+  SELECT (SELECT count(*) FROM first_stamp) + (SELECT count(*) FROM restamp_inserted) AS inserted,
+         (SELECT count(*) FROM restamp_updated) AS updated,
+         (SELECT count(*) FROM restamp_dropped) AS dropped
+), catalogued AS (
+  -- The partition's rows after this statement: a first stamp's count, or the change a re-stamp made.
+  INSERT INTO snapshot_stamps AS stamp (snapshot_table, as_of, partition_name, rows)
+  SELECT {{ params.snapshot_table_literal }}, %(as_of)s::date,
+         streamflow_snapshot_partition_name({{ params.snapshot_table_literal }}, %(as_of)s::date),
+         counts.inserted - counts.dropped
+  FROM state, counts
+  WHERE state.may_write AND (NOT state.stamped_before OR counts.inserted + counts.updated + counts.dropped > 0)
+  ON CONFLICT (snapshot_table, as_of) DO UPDATE
+  SET rows = stamp.rows + EXCLUDED.rows, last_stamped_at = EXCLUDED.last_stamped_at
+  RETURNING 1
 )
 SELECT {{ params.snapshot_table_literal }} AS snapshot_table,
        %(as_of)s::date::text AS as_of,
-       (SELECT count(*) FROM first_stamp) + (SELECT count(*) FROM restamp_inserted) AS inserted,
-       (SELECT count(*) FROM restamp_updated) AS updated,
-       (SELECT count(*) FROM restamp_dropped) AS dropped,
+       counts.inserted, counts.updated, counts.dropped,
        -- A later month is loaded: this as_of is frozen and the statement wrote nothing (a replay).
-       NOT (SELECT may_write FROM state) AS frozen;
+       NOT state.may_write AS frozen
+FROM state, counts;
+-- Statistics for the partition, now that it holds the month (streamflow_analyze_stamp says when).
+SELECT streamflow_analyze_stamp(%(as_of)s::date, {{ params.snapshot_table_literal }});

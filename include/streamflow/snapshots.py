@@ -1,11 +1,12 @@
 """The snapshot SQL: `sql/stamp_snapshot.sql` rendered from the registry and run.
 
 One path for the DAG's `snapshot_<table>` tasks (through `pipeline.stamp_snapshot`), the tests
-and the bench.
+and the bench: `stamp` runs the statements `render_stamp_sql` renders, once per process and table.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 from streamflow.registry import SNAPSHOTTED, Table, snapshot_sql_params
@@ -34,12 +35,13 @@ def render_stamp_template(table: Table) -> str:
     return template.render(params=snapshot_sql_params(table))
 
 
-def render_stamp_sql(table: Table) -> list[str]:
-    """The statements of the rendered template, split as common-sql splits them."""
+@functools.cache
+def render_stamp_sql(table: Table) -> tuple[str, ...]:
+    """The statements of the rendered template, split as common-sql splits them (rendered once per table)."""
     import sqlparse
 
     text = sqlparse.format(render_stamp_template(table), strip_comments=True)
-    return [statement.rstrip(";").strip() for statement in sqlparse.split(text) if statement.strip()]
+    return tuple(statement.rstrip(";").strip() for statement in sqlparse.split(text) if statement.strip())
 
 
 def stamp(conn: psycopg.Connection, as_of: str, tables: tuple[Table, ...] = SNAPSHOTTED,
@@ -53,9 +55,13 @@ def stamp(conn: psycopg.Connection, as_of: str, tables: tuple[Table, ...] = SNAP
         restamp: False leaves an as_of that is already stamped as it is (immutable snapshots).
     """
     results = {}
+    params = {"as_of": as_of, "restamp": restamp}
     for table in tables:
         with conn.transaction():
             for statement in render_stamp_sql(table):
-                row = conn.execute(statement, {"as_of": as_of, "restamp": restamp}).fetchone()
-        results[table.snapshot_table] = row
+                # Never a prepared statement: a generic plan would not know which month's partition it
+                # writes, a custom one prunes to it at plan time.
+                cursor = conn.execute(statement, params, prepare=False)
+                if cursor.description[0].name == "snapshot_table":  # the statement that stamps
+                    results[table.snapshot_table] = cursor.fetchone()
     return results

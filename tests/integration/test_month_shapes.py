@@ -202,7 +202,8 @@ def test_stamping_after_a_later_month_freezes_or_refuses(conn, months):
     apply_month(conn, "month_000")
     apply_month(conn, "month_001")
     before = all_hashes(conn)
-    conn.execute("DELETE FROM labels_snapshots WHERE as_of = '2024-01-31'")  # as if never stamped
+    conn.execute("DELETE FROM labels_snapshots WHERE as_of = '2024-01-31'")  # as if never stamped:
+    conn.execute("DELETE FROM snapshot_stamps WHERE snapshot_table = 'labels_snapshots' AND as_of = '2024-01-31'")
 
     with pytest.raises(psycopg.errors.RaiseException, match="cannot stamp labels_snapshots at as_of 2024-01-31"):
         snapshots.stamp(conn, "2024-01-31")
