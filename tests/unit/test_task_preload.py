@@ -1,4 +1,4 @@
-"""plugins/airflow_local_settings.py: the processes that fork tasks import the tasks' modules once, before forking."""
+"""include/airflow_local_settings.py: the processes that fork tasks import the tasks' modules once, before forking."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-PLUGINS = Path(__file__).resolve().parents[2] / "plugins"
+INCLUDE = Path(__file__).resolve().parents[2] / "include"
 
 
 @pytest.mark.parametrize(("argv", "forks"), [
@@ -24,11 +24,11 @@ PLUGINS = Path(__file__).resolve().parents[2] / "plugins"
 ])
 def test_only_processes_that_fork_tasks_preload(argv, forks, monkeypatch):
     monkeypatch.delenv("STREAMFLOW_PRELOAD_TASK_MODULES", raising=False)
-    sys.path.insert(0, str(PLUGINS))
+    sys.path.insert(0, str(INCLUDE))
     try:
         import airflow_local_settings
     finally:
-        sys.path.remove(str(PLUGINS))
+        sys.path.remove(str(INCLUDE))
     assert airflow_local_settings.forks_task_processes(argv) is forks
     monkeypatch.setenv("STREAMFLOW_PRELOAD_TASK_MODULES", "0")
     assert airflow_local_settings.forks_task_processes(argv) is False
@@ -40,7 +40,7 @@ def test_a_forked_task_inherits_the_modules_imported_before_the_fork():
     script = textwrap.dedent(f"""
         import os, sys
         sys.argv = ["airflow", "dags", "test", "ingest_month"]
-        sys.path.insert(0, {str(PLUGINS)!r})
+        sys.path.insert(0, {str(INCLUDE)!r})
         import airflow_local_settings
         airflow_local_settings.TASK_MODULES = ("xml.dom.minidom", "no_such_module_here")
         assert "xml.dom.minidom" not in sys.modules

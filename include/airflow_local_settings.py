@@ -6,7 +6,7 @@ import once what every task would otherwise import for itself. A forked task inh
 modules: no Great Expectations import (~3-6 CPU seconds) in each of the six validate tasks, no
 Postgres hook / FastAPI (the validation view plugin) / pipeline import in each of the 19 tasks.
 Any other process (API server, dag-processor, triggerer, the CLI) returns at once. Airflow finds
-this file because the plugins folder is on `sys.path` before it imports local settings.
+this file on `sys.path`: include/ is on PYTHONPATH wherever Airflow runs (image, compose, local stack).
 
 The imports run right before the process's first fork (`os.register_at_fork`), not here: this
 module is imported while Airflow itself is still initialising, too early to import its providers.
