@@ -50,7 +50,7 @@ def prepare_month(month_param: str | None, data_interval_end: datetime | date | 
     if policy not in SNAPSHOT_POLICIES:
         raise DataError(f"snapshot_policy {policy!r} is not one of {', '.join(SNAPSHOT_POLICIES)}")
     log.info("loading %s from %s, as_of %s, snapshot policy %s", run.month, seeds / run.month, run.as_of, policy)
-    return {"month": run.month, "as_of": run.as_of.isoformat(), "snapshot_policy": policy}
+    return month_of(run.month, policy)
 
 
 def month_of(month_name: str, snapshot_policy: str | None = None) -> dict:
