@@ -95,6 +95,22 @@ def load_month(conn: psycopg.Connection, month: dict, run_id: str) -> dict:
     return publish_month(conn, month, run_id)
 
 
+def _publish_table(conn: psycopg.Connection, schema: str, source, entry: dict, replay: bool, month: dict,
+                   run_id: str) -> dict:
+    """Apply one staged table (nothing for a replay) and write its ledger row; what `publish_month` returns for it."""
+    rows = entry["rows_in_file"]
+    result = (publish.Applied(source.name, rows, 0, 0, rows, "replay") if replay else
+              publish.apply_staged(conn, schema, source, entry["columns"], rows))
+    status = "replayed" if replay else "loaded"
+    _write_ledger(conn, {**_ledger_entry(month, run_id, source.name, entry["file_path"]),
+                         "started_at": entry["staged_at"], "file_sha256": entry["file_sha256"],
+                         "rows_in_file": rows, "inserted": result.inserted, "updated": result.updated,
+                         "unchanged": result.unchanged, "absent_columns": entry["absent_columns"], "status": status})
+    log.info("publish %s (%s): %d rows, %d inserted, %d updated, %d unchanged", source.name,
+             result.method, rows, result.inserted, result.updated, result.unchanged)
+    return {**result.as_dict(), "status": status, "absent_columns": list(entry["absent_columns"])}
+
+
 def publish_month(conn: psycopg.Connection, month: dict, run_id: str) -> dict:
     """Publish: apply the run's six staged tables to the live tables and write their ledger rows,
     in one transaction, then drop the staging area (in that same transaction).
@@ -131,21 +147,10 @@ def publish_month(conn: psycopg.Connection, month: dict, run_id: str) -> dict:
                        for t in TABLES}
             if not all(replays.values()):
                 assert_loadable(conn, month["as_of"])
-            applied = {}
-            for source in TABLES:  # users first: the other five reference it
-                entry = staged[source.name]
-                rows = entry["rows_in_file"]
-                result = (publish.Applied(source.name, rows, 0, 0, rows, "replay") if replays[source.name] else
-                          publish.apply_staged(conn, schema, source, entry["columns"], rows))
-                _write_ledger(conn, {**_ledger_entry(month, run_id, source.name, entry["file_path"]),
-                                     "started_at": entry["staged_at"], "file_sha256": entry["file_sha256"],
-                                     "rows_in_file": rows, "inserted": result.inserted, "updated": result.updated,
-                                     "unchanged": result.unchanged, "absent_columns": entry["absent_columns"],
-                                     "status": "replayed" if replays[source.name] else "loaded"})
-                applied[source.name] = {**result.as_dict(), "status": "replayed" if replays[source.name] else "loaded",
-                                        "absent_columns": list(entry["absent_columns"])}
-                log.info("publish %s (%s): %d rows, %d inserted, %d updated, %d unchanged", source.name,
-                         result.method, rows, result.inserted, result.updated, result.unchanged)
+            with publish.keys_built_after_a_first_load(conn):
+                applied = {source.name: _publish_table(conn, schema, source, staged[source.name], replays[source.name],
+                                                       month, run_id)
+                           for source in TABLES}  # users first: the other five reference it
             staging.drop(conn, schema)
     except DataError as error:
         conn.rollback()

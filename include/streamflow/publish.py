@@ -8,18 +8,48 @@
 
 Only the columns the file carried are written: an optional column a file leaves out keeps its
 live value.
+
+A first load (all six live tables empty) sets the tables' keys aside and builds them once at the
+end (`keys_built_after_a_first_load`), as PostgreSQL's "Populating a Database" advises.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
 from streamflow import staging
-from streamflow.registry import KEY, Table
+from streamflow.registry import DEPENDENT_TABLES, KEY, TABLES, USERS, Table
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     import psycopg
+
+log = logging.getLogger(__name__)
+
+#: The keys of the six live tables that sql/001 declares: (table, kind, referenced table); every key is on user_id.
+DECLARED_KEYS = frozenset({(t.name, "p", None) for t in TABLES} | {(t.name, "f", USERS) for t in DEPENDENT_TABLES})
+
+#: Every primary, unique, foreign and exclusion key on or referencing the six live tables. `plain`: a
+#: single-column key on user_id, referencing user_id, NO ACTION, MATCH SIMPLE, not deferrable, validated;
+#: `owned`: we may ALTER the table.
+KEYS_QUERY = """
+SELECT c.conname, c.conrelid::regclass::text, c.contype, nullif(c.confrelid, 0)::regclass::text AS referenced,
+       c.conkey = ARRAY[a.attnum] AND a.attname = %(key)s
+         AND (c.contype <> 'f' OR (c.confkey = ARRAY[r.attnum] AND r.attname = %(key)s
+              AND c.confupdtype = 'a' AND c.confdeltype = 'a' AND c.confmatchtype = 's'))
+         AND NOT c.condeferrable AND c.convalidated AS plain,
+       pg_has_role(t.relowner, 'USAGE') AS owned
+FROM pg_constraint c
+JOIN pg_class t ON t.oid = c.conrelid
+LEFT JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+LEFT JOIN pg_attribute r ON r.attrelid = c.confrelid AND r.attnum = c.confkey[1]
+WHERE c.contype IN ('p', 'u', 'f', 'x')
+  AND (c.conrelid = ANY(%(tables)s::regclass[]) OR c.confrelid = ANY(%(tables)s::regclass[]))
+"""
 
 
 @dataclass(frozen=True)
@@ -52,6 +82,50 @@ def apply_staged(conn: psycopg.Connection, schema: str, table: Table, columns: l
     written = conn.execute(merge_statement(table, columns, source)).rowcount
     inserted = conn.execute(count).fetchone()[0] - before  # MERGE only inserts and updates
     return Applied(table.name, rows, inserted, written - inserted, rows - written, "merge")
+
+
+@contextlib.contextmanager
+def keys_built_after_a_first_load(conn: psycopg.Connection) -> Iterator[bool]:
+    """Inside the publish transaction: when the six live tables are empty, drop their primary and foreign
+    keys, let the caller insert, then add the same keys back (yields whether it did).
+
+    Maintaining the keys row by row (an index insert, and for the five dependents a referential check
+    query, per row) is most of a first load's INSERT; building each key once from the loaded rows (a
+    sort per primary key, one anti-join per foreign key) makes it several times faster. The keys come
+    back under their own names with their own definitions, and only keys exactly as sql/001 declares
+    them are touched; any other shape (an added unique key, another table referencing `users`, tables
+    we do not own) keeps the row-by-row path. All of it is one transaction with the insert: a failure,
+    a key the rows break included, rolls back to the empty tables with their keys.
+
+    The six tables are locked ACCESS EXCLUSIVE until the commit: readers of the (empty) live tables wait.
+    """
+    from psycopg import sql
+
+    names = [t.name for t in TABLES]
+    any_rows = sql.SQL(" OR ").join(sql.SQL("EXISTS (SELECT FROM {})").format(sql.Identifier(n)) for n in names)
+    if conn.execute(sql.SQL("SELECT {}").format(any_rows)).fetchone()[0]:
+        yield False
+        return
+    conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
+        sql.SQL(", ").join(map(sql.Identifier, names))))
+    keys = conn.execute(KEYS_QUERY, {"key": KEY, "tables": names}).fetchall()
+    if ({(table_name, kind, referenced) for _, table_name, kind, referenced, _, _ in keys} != DECLARED_KEYS
+            or not all(plain and owned for *_, plain, owned in keys)):
+        log.info("first load: the live tables' keys are not those sql/001 declares, so they are kept row by row")
+        yield False
+        return
+    foreign_first = sorted(keys, key=lambda k: k[2] != "f")  # a primary key goes once nothing references it
+    for name, table_name, *_ in foreign_first:
+        conn.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(sql.Identifier(table_name),
+                                                                        sql.Identifier(name)))
+    yield True
+    key = sql.Identifier(KEY)
+    for name, table_name, kind, *_ in reversed(foreign_first):
+        definition = (sql.SQL("PRIMARY KEY ({})").format(key) if kind == "p" else
+                      sql.SQL("FOREIGN KEY ({key}) REFERENCES {users} ({key})").format(
+                          key=key, users=sql.Identifier(USERS)))
+        conn.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
+            sql.Identifier(table_name), sql.Identifier(name), definition))
 
 
 def merge_statement(table: Table, columns: list[str], source):
