@@ -890,6 +890,17 @@ def report(n: int, data: Path, server: Server, m: dict, skip_course: bool, skip_
                   f"| {again['validate']:8.2f} | {again['stamp']:8.2f} | {again['total']:5.2f} "
                   f"| {fmt(again.get('cpu'), 1):>5} |")
 
+    first_load, copy_floor = m.get("upsert_first"), m.get("copy")
+    if first_load and first_load.ok and copy_floor and copy_floor.ok:
+        print()
+        print(f"Staging cost of the first load (month_000, N={n}) against the serial keyed raw-COPY floor "
+              f"({copy_floor.s:.2f} s):")
+        for label, seconds in (("write: six typed COPYs into UNLOGGED staging", first_load.result["stage_s"]),
+                               ("publish: one transaction, keys set aside and built after the insert",
+                                first_load.result["publish_s"]),
+                               ("first load (write + publish)", first_load.s)):
+            print(f"    {label:<66} {seconds:7.2f} s  {fmt(ratio(seconds, copy_floor.s))}x floor")
+
     anatomy = m.get("anatomy")
     if anatomy and anatomy.ok:
         print()
