@@ -75,9 +75,12 @@ def stage_table(conn: psycopg.Connection, table_name: str, month: dict, run_id: 
     source = table(table_name)
     path = header.month_file(settings.seeds_dir(), month["month"], source)
     entry = _ledger_entry(month, run_id, source.name, path)
+    schema, loaded = staging.schema_for(run_id), _last_loaded(conn, month["month"], table_name)
     try:
-        staged = upsert.stage_file(conn, staging.schema_for(run_id), source, path, month["month"], run_id)
-        if _last_loaded_sha256(conn, month["month"], table_name) != staged.sha256:
+        if loaded and path.is_file() and header.file_sha256(path) == loaded["file_sha256"]:
+            staged = upsert.stage_replay(conn, schema, source, path, loaded, month["month"], run_id)
+        else:
+            staged = upsert.stage_file(conn, schema, source, path, month["month"], run_id)
             assert_loadable(conn, month["as_of"])
         conn.commit()
     except DataError as error:
@@ -143,8 +146,8 @@ def publish_month(conn: psycopg.Connection, month: dict, run_id: str) -> dict:
             if missing:
                 raise NotStaged(f"run {run_id}: nothing staged for {', '.join(missing)} in {schema}; "
                                 "clear the run's upsert tasks (or the whole run) so they stage the month again")
-            replays = {t.name: _last_loaded_sha256(conn, month["month"], t.name) == staged[t.name]["file_sha256"]
-                       for t in TABLES}
+            replays = {t.name: (_last_loaded(conn, month["month"], t.name) or {}).get("file_sha256")
+                       == staged[t.name]["file_sha256"] for t in TABLES}
             if not all(replays.values()):
                 assert_loadable(conn, month["as_of"])
             with publish.keys_built_after_a_first_load(conn):
@@ -175,11 +178,15 @@ def _published_already(conn: psycopg.Connection, run_id: str) -> dict | None:
     return done if len(done) == len(TABLES) else None
 
 
-def _last_loaded_sha256(conn: psycopg.Connection, month: str, table_name: str) -> str | None:
-    row = conn.execute(
-        "SELECT file_sha256 FROM ingestion_ledger WHERE month = %s AND table_name = %s AND status = 'loaded'"
-        " ORDER BY id DESC LIMIT 1", (month, table_name)).fetchone()
-    return row[0] if row else None
+def _last_loaded(conn: psycopg.Connection, month: str, table_name: str) -> dict | None:
+    """The ledger row of the file `month`'s table was last loaded from (sha256, rows, absent columns)."""
+    from psycopg.rows import dict_row
+
+    with conn.cursor(row_factory=dict_row) as cursor:
+        return cursor.execute(
+            "SELECT file_sha256, rows_in_file, absent_columns FROM ingestion_ledger"
+            " WHERE month = %s AND table_name = %s AND status = 'loaded' ORDER BY id DESC LIMIT 1",
+            (month, table_name)).fetchone()
 
 
 def _ledger_entry(month: dict, run_id: str, table_name: str, path) -> dict:
@@ -229,6 +236,12 @@ def validate_table(conn: psycopg.Connection, sqlalchemy_url: str, table_name: st
     if not staged:
         raise NotStaged(f"run {run_id}: {table_name} is not staged in {schema}; clear the run's upsert tasks "
                         "so they stage the month again")
+    with conn.transaction():
+        entry = staging.manifest(conn, schema).get(table_name)
+    if entry and entry["method"] == upsert.REPLAY:
+        log.info("%s: %s is byte for byte the file %s was loaded from, validated when it was loaded: "
+                 "nothing new to validate", table_name, entry["file_path"], month["month"])
+        return {"table": table_name, "view": None, "outcomes": [], "replay": True}
     outcomes = validation.run_suite(sqlalchemy_url, table(table_name), schema)
     run = {"run_id": run_id, "month": month["month"], "as_of": month["as_of"]}
     validation.record_outcomes(conn, run, outcomes)

@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 
 # For this transaction only: the key index build and the unknown-user check stay in memory.
 WORK_MEM = "256MB"
+#: The staging method of a file already loaded for its month, byte for byte.
+REPLAY = "replay"
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,7 @@ class StagedFile:
     rows: int
     columns: tuple[str, ...]
     absent_columns: tuple[str, ...]  # optional table columns the file did not carry (left as they are live)
-    method: str  # "copy": typed COPY straight in; "checked": staged as text, then cast
+    method: str  # "copy": typed COPY straight in; "checked": staged as text, then cast; "replay": nothing staged
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -78,7 +80,6 @@ def stage_file(conn: psycopg.Connection, schema: str, table: Table, path: Path, 
         MissingInput: the file is not there.
         ContractViolation: header, encoding, types, keys or users do not match; nothing staged.
     """
-    from psycopg import sql
 
     columns, header_bytes = read_header(path, table)
     target = staging.table_in(schema, table.name)
@@ -89,9 +90,7 @@ def stage_file(conn: psycopg.Connection, schema: str, table: Table, path: Path, 
                         if table.depends_on_users and staging.exists(conn, schema, USERS) else None)
     with conn.transaction():
         conn.execute("SELECT set_config('work_mem', %s, true)", (WORK_MEM,))
-        conn.execute(sql.SQL("CREATE UNLOGGED TABLE {} ({}, PRIMARY KEY ({}))").format(
-            target, sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(c.pg_type))
-                                       for c in table.columns), sql.Identifier(KEY)))
+        _create_staged_table(conn, table, target)
         copied = _copy_typed(conn, table, path, header_bytes, columns, target, staged_users)
         method = "copy"
         if copied is None:
@@ -108,6 +107,38 @@ def stage_file(conn: psycopg.Connection, schema: str, table: Table, path: Path, 
     log.info("staged %s from %s into %s (%s): %d rows%s", table.name, path, schema, method, rows,
              f"; columns absent from the file, left as they are live: {', '.join(absent)}" if absent else "")
     return result
+
+
+def stage_replay(conn: psycopg.Connection, schema: str, table: Table, path: Path, loaded: dict, month: str = "",
+                 run_id: str = "") -> StagedFile:
+    """Record a file that is byte for byte the one its month was last loaded from (`loaded`: that
+    ledger row): nothing is written again, the publish applies nothing and validation has nothing
+    new to check. Its staged table is left empty, so that the other tables' coverage checks read
+    the live rows, which are this file's."""
+    columns, _ = read_header(path, table)
+    with conn.transaction():
+        staging.ensure(conn, schema)
+        staging.forget(conn, schema, table.name)
+        _create_staged_table(conn, table, staging.table_in(schema, table.name))
+        result = StagedFile(table=table.name, file=str(path), sha256=loaded["file_sha256"],
+                            rows=loaded["rows_in_file"], columns=tuple(columns),
+                            absent_columns=tuple(loaded["absent_columns"] or ()), method=REPLAY)
+        staging.record(conn, schema, {"table_name": table.name, "month": month, "run_id": run_id,
+                                      "file_path": str(path), "file_sha256": result.sha256, "rows_in_file": result.rows,
+                                      "columns": list(columns), "absent_columns": list(result.absent_columns),
+                                      "method": REPLAY})
+    log.info("%s: %s is the file %s was loaded from (sha256 %s): a replay, nothing staged", table.name, path,
+             month, result.sha256[:12])
+    return result
+
+
+def _create_staged_table(conn: psycopg.Connection, table: Table, target: sql.Identifier) -> None:
+    """The typed UNLOGGED staging table, keyed like the live one."""
+    from psycopg import sql
+
+    conn.execute(sql.SQL("CREATE UNLOGGED TABLE {} ({}, PRIMARY KEY ({}))").format(
+        target, sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(c.pg_type))
+                                   for c in table.columns), sql.Identifier(KEY)))
 
 
 class _NotEquivalent(Exception):

@@ -149,6 +149,40 @@ def test_an_older_month_replayed_from_its_own_files_changes_nothing(conn, months
     assert statuses == [("loaded", 12), ("replayed", 6)]
 
 
+def test_a_rerun_with_one_file_corrected_stages_and_validates_that_file_only(conn, months, warehouse):
+    """The latest month again, labels.csv corrected for one user: the five unchanged files are replays
+    (nothing staged, no suite run, nothing applied); labels is staged and validated, its coverage
+    reading the live users (users.csv is the file they were loaded from), and publishes one update."""
+    from streamflow import staging
+
+    apply_month(conn, "month_000")
+    apply_month(conn, "month_001")
+    (user,) = conn.execute("SELECT user_id FROM labels WHERE NOT churn_label ORDER BY user_id LIMIT 1").fetchone()
+    rewrite(months / "month_001" / "labels.csv",
+            lambda header, rows: (header, [[r[0], "True"] if r[0] == user else r for r in rows]))
+    run, run_id = pipeline.month_of("month_001"), "test__corrected"
+    staged = {t.name: pipeline.stage_table(conn, t.name, run, run_id) for t in TABLES}
+    url = warehouse.url("postgresql+psycopg", warehouse.database)
+    validated = {t.name: pipeline.validate_table(conn, url, t.name, run, run_id) for t in TABLES}
+
+    assert {name: s["method"] for name, s in staged.items()} == {
+        t.name: "copy" if t.name == "labels" else "replay" for t in TABLES}
+    assert {s["rows"] for s in staged.values()} == {ROWS}
+    schema = staging.schema_for(run_id)
+    assert {t.name: conn.execute(f"SELECT count(*) FROM {schema}.{t.name}").fetchone()[0] for t in TABLES} == {
+        t.name: ROWS if t.name == "labels" else 0 for t in TABLES}
+    assert {name: bool(v.get("replay")) for name, v in validated.items()} == {
+        t.name: t.name != "labels" for t in TABLES}
+    recorded = conn.execute("SELECT DISTINCT table_name FROM validation_results WHERE run_id = %s",
+                            (run_id,)).fetchall()
+    assert recorded == [("labels",)]
+    assert all(o["success"] for o in validated["labels"]["outcomes"])
+    published = pipeline.publish_month(conn, run, run_id)["tables"]
+    assert {name: (p["status"], p["updated"]) for name, p in published.items()} == {
+        t.name: ("loaded", 1) if t.name == "labels" else ("replayed", 0) for t in TABLES}
+    assert conn.execute("SELECT churn_label FROM labels WHERE user_id = %s", (user,)).fetchone() == (True,)
+
+
 def test_an_older_month_with_other_files_is_refused_and_changes_nothing(conn, months):
     apply_month(conn, "month_000")
     apply_month(conn, "month_001")
