@@ -120,6 +120,7 @@ def stage_replay(conn: psycopg.Connection, schema: str, table: Table, path: Path
         staging.ensure(conn, schema)
         staging.forget(conn, schema, table.name)
         _create_staged_table(conn, table, staging.table_in(schema, table.name))
+        _add_staged_key(conn, staging.table_in(schema, table.name))
         result = StagedFile(table=table.name, file=str(path), sha256=loaded["file_sha256"],
                             rows=loaded["rows_in_file"], columns=tuple(columns),
                             absent_columns=tuple(loaded["absent_columns"] or ()), method=REPLAY)
@@ -133,12 +134,20 @@ def stage_replay(conn: psycopg.Connection, schema: str, table: Table, path: Path
 
 
 def _create_staged_table(conn: psycopg.Connection, table: Table, target: sql.Identifier) -> None:
-    """The typed UNLOGGED staging table, keyed like the live one."""
+    """The typed UNLOGGED staging table, keyless until its rows are in (`_add_staged_key`)."""
     from psycopg import sql
 
-    conn.execute(sql.SQL("CREATE UNLOGGED TABLE {} ({}, PRIMARY KEY ({}))").format(
+    conn.execute(sql.SQL("CREATE UNLOGGED TABLE {} ({})").format(
         target, sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(c.pg_type))
-                                   for c in table.columns), sql.Identifier(KEY)))
+                                   for c in table.columns)))
+
+
+def _add_staged_key(conn: psycopg.Connection, target: sql.Identifier) -> None:
+    """Key the staged rows by user_id, as the live table is: one sorted index build, not an index
+    insert per row; a blank or duplicated user_id fails it (a data error)."""
+    from psycopg import sql
+
+    conn.execute(sql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({})").format(target, sql.Identifier(KEY)))
 
 
 class _NotEquivalent(Exception):
@@ -176,6 +185,7 @@ def _copy_typed(conn: psycopg.Connection, table: Table, path: Path, header_bytes
             sha256, rows = stream_body(conn, path, header_bytes, target, columns, force_null=True)
             if rows == 0 or (iso_rows is not None and iso_rows.result() != rows):
                 raise _NotEquivalent  # empty, a date not YYYY-MM-DD, or a file csv reads otherwise
+            _add_staged_key(conn, target)
             if conn.execute(sql.SQL("SELECT EXISTS (SELECT FROM {} AS staged WHERE {})").format(
                     target, doubtful)).fetchone()[0]:
                 raise _NotEquivalent
@@ -235,6 +245,7 @@ def _copy_checked(conn: psycopg.Connection, table: Table, path: Path, header_byt
         with conn.transaction():
             conn.execute(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(
                 target, sql.SQL(", ").join(map(sql.Identifier, columns)), _casts(table, columns), raw))
+            _add_staged_key(conn, target)
             if table.depends_on_users and conn.execute(unknown).fetchone()[0]:
                 raise _NotEquivalent
     except (psycopg.Error, _NotEquivalent) as error:
