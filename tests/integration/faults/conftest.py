@@ -95,13 +95,14 @@ def staging_schemas(warehouse) -> list[str]:
         "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'streamflow_stage_%' ORDER BY 1").fetchall()]
 
 
-def active_statement(deployment, query_like: str, timeout: float = 240) -> tuple[int, str]:
-    """Wait until a warehouse session runs a statement LIKE `query_like`; its client port and statement."""
+def active_statement(deployment, query_like: str, timeout: float = 240, but_not_like: str = "") -> tuple[int, str]:
+    """Wait until a warehouse session runs a statement LIKE `query_like` (and NOT LIKE `but_not_like`);
+    its client port and statement."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         found = deployment.warehouse.execute(
             "SELECT client_port, query FROM pg_stat_activity WHERE state = 'active' AND query LIKE %s"
-            " AND pid <> pg_backend_pid()", (query_like,)).fetchone()
+            " AND query NOT LIKE %s AND pid <> pg_backend_pid()", (query_like, but_not_like)).fetchone()
         if found:
             return found
         time.sleep(0.02)
