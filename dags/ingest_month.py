@@ -87,7 +87,7 @@ def ingest_month():
         with warehouse_connection() as conn:
             return stage_table(conn, table_name, month, run_id)
 
-    @task(retries=0)
+    @task
     @fail_fast
     def validate(table_name: str, month: dict, run_id=None) -> dict:
         """#### Audit: Great Expectations suite of one staged table, every row, inside PostgreSQL."""

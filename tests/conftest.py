@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -71,24 +72,34 @@ def pytest_terminal_summary(terminalreporter, config):
         terminalreporter.write_line(f"{left_out} compose tests left out: `make compose-test` runs them")
 
 
+@contextlib.contextmanager
+def embedded_server(prefix: str = "streamflow-test-pg-"):
+    """A PostgreSQL server of its own (fresh data directory, free loopback port), stopped and removed on exit;
+    yields (PostgresSettings of its superuser, its data directory)."""
+    from streamflow_dev import pgserver
+    from streamflow_dev.env import PostgresSettings
+
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    settings = PostgresSettings(host="127.0.0.1", port=pgserver.free_port(), user="streamflow_test",
+                                password=f"pw-{uuid.uuid4().hex}", database="postgres", airflow_database="unused")
+    try:
+        pgserver.start(workdir / "pgdata", settings)
+        yield settings, workdir / "pgdata"
+    finally:
+        pgserver.stop(workdir / "pgdata")
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def pg_server():
     """A PostgreSQL server for the whole session: PostgresSettings of its superuser."""
     from streamflow_dev import pgserver
-    from streamflow_dev.env import PostgresSettings
 
-    workdir = Path(tempfile.mkdtemp(prefix="streamflow-test-pg-"))
-    settings = PostgresSettings(host="127.0.0.1", port=pgserver.free_port(), user="streamflow_test",
-                                password=f"pw-{uuid.uuid4().hex}", database="postgres", airflow_database="unused")
-    pgserver.start(workdir / "pgdata", settings)
-    try:
+    with embedded_server() as (settings, _):
         major = server_major(settings)
         if major != pgserver.requested_major():  # a PG16 run that silently got 18 must not pass
             pytest.fail(f"test server is PostgreSQL {major}, STREAMFLOW_PG_MAJOR asks for {pgserver.requested_major()}")
         yield settings
-    finally:
-        pgserver.stop(workdir / "pgdata")
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture

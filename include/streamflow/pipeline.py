@@ -144,8 +144,9 @@ def publish_month(conn: psycopg.Connection, month: dict, run_id: str) -> dict:
                     return {**month, "tables": done}
             missing = [t.name for t in TABLES if t.name not in staged]
             if missing:
-                raise NotStaged(f"run {run_id}: nothing staged for {', '.join(missing)} in {schema}; "
-                                "clear the run's upsert tasks (or the whole run) so they stage the month again")
+                raise NotStaged(f"run {run_id}: nothing staged for {', '.join(missing)} in {schema} (were they "
+                                f"not, or {staging.LOST}?); clear the run's upsert tasks (or the whole run) so "
+                                "they stage the month again")
             replays = {t.name: (_last_loaded(conn, month["month"], t.name) or {}).get("file_sha256")
                        == staged[t.name]["file_sha256"] for t in TABLES}
             if not all(replays.values()):
@@ -232,10 +233,10 @@ def validate_table(conn: psycopg.Connection, sqlalchemy_url: str, table_name: st
     """
     schema = staging.schema_for(run_id)
     with conn.transaction():  # not an implicit one: record_outcomes' transaction must be the outermost
-        staged = staging.exists(conn, schema, table_name)
+        staged = staging.is_staged(conn, schema, table_name)  # not only there: empty after a crash
     if not staged:
-        raise NotStaged(f"run {run_id}: {table_name} is not staged in {schema}; clear the run's upsert tasks "
-                        "so they stage the month again")
+        raise NotStaged(f"run {run_id}: {table_name} is not staged in {schema} (a failed upsert task, or "
+                        f"{staging.LOST}); clear the run's upsert tasks so they stage the month again")
     with conn.transaction():
         entry = staging.manifest(conn, schema).get(table_name)
     if entry and entry["method"] == upsert.REPLAY:

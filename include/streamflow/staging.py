@@ -57,6 +57,18 @@ def exists(conn: psycopg.Connection, schema: str, table: str = MANIFEST) -> bool
     return conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f'"{_checked(schema)}"."{table}"',)).fetchone()[0]
 
 
+#: Why a run's staging can be gone though its upsert tasks succeeded.
+LOST = "PostgreSQL restarts UNLOGGED tables empty after a crash, the staging manifest too"
+
+
+def is_staged(conn: psycopg.Connection, schema: str, table_name: str) -> bool:
+    """Whether the run's upsert task staged `table_name`: the manifest lists it and its table is there.
+
+    After a crash the staged tables are still there, empty, and the manifest lists none of them.
+    """
+    return table_name in manifest(conn, schema) and exists(conn, schema, table_name)
+
+
 def forget(conn: psycopg.Connection, schema: str, table_name: str) -> None:
     """Drop what an earlier attempt staged for one table (a re-run starts over), in the caller's transaction."""
     from psycopg import sql

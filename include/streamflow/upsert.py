@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 from streamflow import staging
 from streamflow.copy_stream import copy_problem, is_data_error, stream_body
 from streamflow.diagnosis import ISO_DATE, RAW, diagnose, unknown_user_filter
-from streamflow.errors import ContractViolation
+from streamflow.errors import ContractViolation, NotStaged
 from streamflow.header import read_header
 from streamflow.registry import KEY, USERS, Table
 
@@ -79,6 +79,7 @@ def stage_file(conn: psycopg.Connection, schema: str, table: Table, path: Path, 
     Raises:
         MissingInput: the file is not there.
         ContractViolation: header, encoding, types, keys or users do not match; nothing staged.
+        NotStaged: a dependent table whose run's staged users were emptied by a crash.
     """
 
     columns, header_bytes = read_header(path, table)
@@ -86,8 +87,13 @@ def stage_file(conn: psycopg.Connection, schema: str, table: Table, path: Path, 
     with conn.transaction():  # a re-run starts from nothing, even if this attempt is refused
         staging.ensure(conn, schema)
         staging.forget(conn, schema, table.name)
-        staged_users = (staging.table_in(schema, USERS)
-                        if table.depends_on_users and staging.exists(conn, schema, USERS) else None)
+        staged_users = None
+        if table.depends_on_users and staging.exists(conn, schema, USERS):
+            # Without its users, the month's new users would be refused as unknown: blaming the file.
+            if not staging.is_staged(conn, schema, USERS):
+                raise NotStaged(f"{schema}.{USERS} is empty ({staging.LOST}): clear the run's upsert tasks "
+                                "(or the whole run) so they stage the month again")
+            staged_users = staging.table_in(schema, USERS)
     with conn.transaction():
         conn.execute("SELECT set_config('work_mem', %s, true)", (WORK_MEM,))
         _create_staged_table(conn, table, target)

@@ -131,11 +131,12 @@ def start(pgdata: Path, pg: PostgresSettings) -> None:
         raise SystemExit(f"embedded PostgreSQL failed to start: {error}\n{tail}") from error
 
 
-def stop(pgdata: Path) -> bool:
-    """Stop the server running on `pgdata`; False when none was running."""
+def stop(pgdata: Path, mode: str = "fast") -> bool:
+    """Stop the server running on `pgdata` (pg_ctl's shutdown `mode`: fast, or immediate for a crash);
+    False when none was running."""
     if not (pgdata / "postmaster.pid").exists():
         return False
-    result = subprocess.run([str(binaries_dir() / "pg_ctl"), "-D", str(pgdata), "-m", "fast", "-w", "stop"],
+    result = subprocess.run([str(binaries_dir() / "pg_ctl"), "-D", str(pgdata), "-m", mode, "-w", "stop"],
                             capture_output=True, text=True, **_as_user(_server_user()))
     return result.returncode == 0
 

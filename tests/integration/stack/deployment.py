@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from streamflow.registry import SNAPSHOTTED, TABLES
+from streamflow.settings import WAREHOUSE_CONN_ID
 from streamflow_dev import pgserver
 from streamflow_dev.stack import DAG_ID, TRAINING_DAG_ID, Stack
 from tests.conftest import connect, drop_database
@@ -56,42 +57,47 @@ class Deployment:
 
 
 @contextlib.contextmanager
-def deployed(pg_server, work: Path, seeds: Path, **extra_env: str):
+def deployed(pg_server, work: Path, seeds: Path, warehouse_server=None, **extra_env: str):
     """A Deployment of its own: fresh metadata DB and warehouse on the session's server, `airflow standalone`
     with its API server on a free port; everything stopped and dropped on exit.
 
-    Any test package can start one (e.g. one whose tests kill its processes). `extra_env` sets
-    Airflow or StreamFlow settings, e.g. STREAMFLOW_LAST_MONTH.
+    Any test package can start one (e.g. one whose tests kill its processes). `warehouse_server` (settings of
+    another server) puts the warehouse there instead, so that tests can restart it under the running stack.
+    `extra_env` sets Airflow or StreamFlow settings, e.g. STREAMFLOW_LAST_MONTH.
     """
     import httpx
 
     from streamflow.schema import apply_schema
 
+    warehouse_server = warehouse_server or pg_server
     suffix = uuid.uuid4().hex[:12]
     metadata_db, warehouse_db = f"airflow_paths_{suffix}", f"airflow_paths_wh_{suffix}"
     settings = dataclasses.replace(pg_server, database=warehouse_db, airflow_database=metadata_db)
+    warehouse_settings = dataclasses.replace(warehouse_server, database=warehouse_db)
     port = pgserver.free_port()
     env = airflow_env(settings, work / "airflow-home", AIRFLOW_API_PORT=str(port), STREAMFLOW_SEEDS_DIR=str(seeds),
                       **extra_env)
+    env[f"AIRFLOW_CONN_{WAREHOUSE_CONN_ID.upper()}"] = warehouse_settings.url("postgresql", warehouse_db)
     # The log servers default to the fixed ports 8793/8794: free ones, so a concurrent stack cannot clash.
     env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"] = str(pgserver.free_port())
     env["AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT"] = str(pgserver.free_port())
     stack = Stack(env)
     assert stack.port == port
     try:
-        pgserver.ensure_databases(pg_server, metadata_db, warehouse_db)
-        with connect(settings) as conn:
+        pgserver.ensure_databases(pg_server, metadata_db)
+        pgserver.ensure_databases(warehouse_server, warehouse_db)
+        with connect(warehouse_settings) as conn:
             apply_schema(conn)
         stack.up()
         with (httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60, trust_env=False,
                            headers={"Accept": "application/json"}) as api,
               connect(dataclasses.replace(settings, database=metadata_db), autocommit=True) as metadata,
-              connect(settings, autocommit=True) as warehouse):
+              connect(warehouse_settings, autocommit=True) as warehouse):
             yield Deployment(stack, api, metadata, warehouse, seeds)
     finally:
         stack.stop_all()  # SIGINT to standalone (it stops its components), SIGKILL to what is left after 30 s
-        for name in (metadata_db, warehouse_db):
-            drop_database(pg_server, name)
+        drop_database(pg_server, metadata_db)
+        drop_database(warehouse_server, warehouse_db)
 
 
 def seeds_with_a_bad_month(source: Path, target: Path) -> list[str]:

@@ -1,0 +1,52 @@
+"""PostgreSQL crashing mid-run (`pg_ctl stop -m immediate`, then crash recovery), on a server of the test's own.
+
+Crash recovery restarts UNLOGGED tables empty: the run's staged tables and their manifest. The
+tasks after the crash must say so (not blame the files, not validate an empty table) and change
+nothing; a re-run of the month (its upsert tasks again) converges. A clean restart (`-m fast`)
+keeps the staging: test_killed_tasks.py restarts the warehouse under a running DAG that way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from streamflow import pipeline
+from streamflow.errors import NotStaged
+from streamflow.registry import TABLES, USERS
+from streamflow.schema import apply_schema
+from streamflow_dev import pgserver
+from tests.conftest import connect, embedded_server
+
+RUN = "test__crash"
+ROWS = 7043
+
+
+def test_a_crash_empties_the_staging_the_next_tasks_say_so_and_change_nothing_a_rerun_publishes(seeds):
+    month = pipeline.month_of("month_000")
+    with embedded_server("streamflow-test-pg-crash-") as (server, pgdata):
+        pgserver.ensure_databases(server, "warehouse")
+        settings = dataclasses.replace(server, database="warehouse")
+        with connect(settings) as conn:
+            apply_schema(conn)
+            pipeline.stage_table(conn, USERS, month, RUN)
+        assert pgserver.stop(pgdata, mode="immediate")
+        pgserver.start(pgdata, server)
+
+        with connect(settings) as conn:
+            # Not "unknown user_id" (the file is fine): the staged users are what was lost.
+            with pytest.raises(NotStaged, match=r"users is empty \(PostgreSQL restarts UNLOGGED tables empty"):
+                pipeline.stage_table(conn, "subscriptions", month, RUN)
+            with pytest.raises(NotStaged, match="users is not staged .* after a crash"):
+                pipeline.validate_table(conn, "postgresql://unused", USERS, month, RUN)
+            with pytest.raises(NotStaged, match="nothing staged for users, .* after a crash"):
+                pipeline.publish_month(conn, month, RUN)
+            assert {t.name: conn.execute(f"SELECT count(*) FROM {t.name}").fetchone()[0] for t in TABLES} == {
+                t.name: 0 for t in TABLES}
+
+            published = pipeline.load_month(conn, month, RUN)  # the re-run: every upsert task, then the publish
+
+            assert {entry["status"] for entry in published["tables"].values()} == {"loaded"}
+            assert {t.name: conn.execute(f"SELECT count(*) FROM {t.name}").fetchone()[0] for t in TABLES} == {
+                t.name: ROWS for t in TABLES}
