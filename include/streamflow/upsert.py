@@ -81,7 +81,6 @@ def stage_file(conn: psycopg.Connection, schema: str, table: Table, path: Path, 
         ContractViolation: header, encoding, types, keys or users do not match; nothing staged.
         NotStaged: a dependent table whose run's staged users were emptied by a crash.
     """
-
     columns, header_bytes = read_header(path, table)
     target = staging.table_in(schema, table.name)
     with conn.transaction():  # a re-run starts from nothing, even if this attempt is refused
