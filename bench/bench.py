@@ -731,7 +731,7 @@ def run_dag_months(server: Server, data: Path, env: dict, **warehouse_parameters
         stack.wait_for_api()
         for month in (FIRST, NEXT):
             server.checkpoint()
-            api_cpu_before = tree_cpu_s(api_server)
+            api_cpu_before = tree_cpu_s(api_server.pid)
             measured = run_child(f"DAG {month} (airflow dags test)", [
                 airflow, "dags", "test", "ingest_month", "--use-executor", "--conf", json.dumps({"month": month})], env=airflow_env)
             with psycopg.connect(metadata.conninfo()) as conn:
@@ -741,7 +741,7 @@ def run_dag_months(server: Server, data: Path, env: dict, **warehouse_parameters
                                      "AND run_id = %s ORDER BY start_date", (run[0],)).fetchall() if run else []
             # Airflow's own CPU: `dags test` with its executor workers and task processes (all reaped, so
             # in its rusage), plus what the API server spent answering them.
-            airflow_cpu = measured.client_cpu_s + tree_cpu_s(api_server) - api_cpu_before
+            airflow_cpu = measured.client_cpu_s + tree_cpu_s(api_server.pid) - api_cpu_before
             print(f"  Airflow CPU over {month}: {airflow_cpu:.1f} s (dags test tree {measured.client_cpu_s:.1f} s)",
                   flush=True)
             measured.result = {"s": measured.wall_s, "airflow_cpu_s": airflow_cpu,

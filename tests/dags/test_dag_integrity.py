@@ -40,6 +40,12 @@ def test_retries(ingest_month):
     assert {ingest_month.get_task(task_id).retries for task_id in fail_fast} == {0}
 
 
+@pytest.mark.parametrize("dag_id", DAG_IDS)
+def test_tasks_push_one_xcom_not_one_per_key(dag_bag, dag_id):
+    # A `-> dict` task defaults to multiple_outputs: an Execution API call per key of its result.
+    assert [t.task_id for t in dag_bag.dags[dag_id].tasks if getattr(t, "multiple_outputs", False)] == []
+
+
 def test_schedule_is_a_real_monthly_interval_with_catchup(ingest_month):
     from datetime import datetime
 
