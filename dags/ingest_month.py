@@ -27,7 +27,14 @@ from airflow.sdk import Param, dag, task, task_group
 from streamflow_timetable import MonthlyThrough
 
 from streamflow import months, settings
-from streamflow.airflow_glue import SNAPSHOT_ASSETS, announce, fail_fast, warehouse_connection, warehouse_sqlalchemy_url
+from streamflow.airflow_glue import (
+    CPU_CLOCK,
+    SNAPSHOT_ASSETS,
+    announce,
+    fail_fast,
+    warehouse_connection,
+    warehouse_sqlalchemy_url,
+)
 from streamflow.registry import DEPENDENT_TABLES, SNAPSHOTTED, TABLES, USERS
 from streamflow.snapshots import SNAPSHOT_POLICIES
 
@@ -42,7 +49,8 @@ from streamflow.snapshots import SNAPSHOT_POLICIES
     # A lost connection (server restarting, a killed worker) is retried after 30 s, then about twice
     # that; bad input fails at once (fail_fast).
     default_args={"owner": "data-platform", "retries": 2,
-                  "retry_delay": timedelta(seconds=settings.retry_delay_seconds()), "retry_exponential_backoff": 2.0},
+                  "retry_delay": timedelta(seconds=settings.retry_delay_seconds()), "retry_exponential_backoff": 2.0,
+                  **CPU_CLOCK},
     doc_md=__doc__,
     params={
         "month": Param(
