@@ -27,7 +27,14 @@ from airflow.sdk import Param, dag, task, task_group
 from streamflow_timetable import MonthlyThrough
 
 from streamflow import months, settings
-from streamflow.airflow_glue import SNAPSHOT_ASSETS, announce, fail_fast, warehouse_connection, warehouse_sqlalchemy_url
+from streamflow.airflow_glue import (
+    CPU_CLOCK,
+    SNAPSHOT_ASSETS,
+    announce,
+    fail_fast,
+    warehouse_connection,
+    warehouse_sqlalchemy_url,
+)
 from streamflow.registry import DEPENDENT_TABLES, SNAPSHOTTED, TABLES, USERS
 from streamflow.snapshots import SNAPSHOT_POLICIES
 
@@ -42,7 +49,8 @@ from streamflow.snapshots import SNAPSHOT_POLICIES
     # A lost connection (server restarting, a killed worker) is retried after 30 s, then about twice
     # that; bad input fails at once (fail_fast).
     default_args={"owner": "data-platform", "retries": 2,
-                  "retry_delay": timedelta(seconds=settings.retry_delay_seconds()), "retry_exponential_backoff": 2.0},
+                  "retry_delay": timedelta(seconds=settings.retry_delay_seconds()), "retry_exponential_backoff": 2.0,
+                  **CPU_CLOCK},
     doc_md=__doc__,
     params={
         "month": Param(
@@ -59,7 +67,9 @@ from streamflow.snapshots import SNAPSHOT_POLICIES
     },
 )
 def ingest_month():
-    @task(retries=0)
+    # multiple_outputs=False: a `-> dict` task would otherwise push each key as an XCom of its own
+    # besides the whole dict (an API call per key, read by nobody).
+    @task(retries=0, multiple_outputs=False)
     @fail_fast
     def resolve_month(params=None, data_interval_end=None) -> dict:
         """#### Which month, which as_of; all six files present?"""
@@ -78,7 +88,7 @@ def ingest_month():
             drop_stale(conn)
             return applied
 
-    @task
+    @task(multiple_outputs=False)
     @fail_fast
     def upsert(table_name: str, month: dict, run_id=None) -> dict:
         """#### Write: stream one CSV into the run's staging schema through the contract gate."""
@@ -87,7 +97,7 @@ def ingest_month():
         with warehouse_connection() as conn:
             return stage_table(conn, table_name, month, run_id)
 
-    @task
+    @task(multiple_outputs=False)
     @fail_fast
     def validate(table_name: str, month: dict, run_id=None) -> dict:
         """#### Audit: Great Expectations suite of one staged table, every row, inside PostgreSQL."""
@@ -96,7 +106,7 @@ def ingest_month():
         with warehouse_connection() as conn:
             return validate_table(conn, warehouse_sqlalchemy_url(), table_name, month, run_id)
 
-    @task
+    @task(multiple_outputs=False)
     @fail_fast
     def publish(month: dict, run_id=None) -> dict:
         """#### Publish: the six staged tables into the live tables and the ledger, one transaction."""
@@ -105,7 +115,7 @@ def ingest_month():
         with warehouse_connection() as conn:
             return publish_month(conn, month, run_id)
 
-    @task
+    @task(multiple_outputs=False)
     def snapshot(table_name: str, month: dict, run_id=None, outlet_events=None) -> dict:
         """#### Freeze one live table at as_of (sql/stamp_snapshot.sql); its asset event says what was stamped."""
         from streamflow.pipeline import stamp_snapshot

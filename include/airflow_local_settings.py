@@ -15,6 +15,7 @@ module is imported while Airflow itself is still initialising, too early to impo
 
 from __future__ import annotations
 
+import gc
 import importlib
 import logging
 import os
@@ -60,6 +61,10 @@ def preload_task_modules() -> list[str]:
             missing.append(name)
     if missing:
         log.warning("not pre-imported for tasks: %s", ", ".join(missing))
+    # Out of the collector's reach in the children: the LocalExecutor freezes the heap before forking its
+    # workers, but this runs after that freeze, so every task's full collection would walk (and copy,
+    # page by page) all of Great Expectations' objects otherwise.
+    gc.freeze()
     return missing
 
 

@@ -4,6 +4,8 @@
   from the `streamflow_postgres` connection (never at parse time, never from code).
 * `fail_fast`: input errors (`streamflow.errors.DataError`) become `AirflowFailException`, so
   a bad file fails the task at once instead of burning retries meant for lost connections.
+* `CPU_CLOCK`: default_args that log the CPU seconds a task's own code (the callable: COPY
+  client, Great Expectations' Python) used, apart from what Airflow spends around it.
 * `SNAPSHOT_ASSETS` / `announce()`: the snapshot tables as Airflow assets (from the registry), and
   the event a snapshot task emits, or a skip when it wrote nothing because its as_of is frozen.
 """
@@ -12,6 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
+import time
 from typing import TYPE_CHECKING
 
 from airflow.sdk import Asset
@@ -23,6 +27,25 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
     import psycopg
+
+log = logging.getLogger(__name__)
+_cpu_started: float | None = None  # one task per process: the task runner's child
+
+
+def _start_cpu_clock(context) -> None:
+    global _cpu_started
+    _cpu_started = time.process_time()
+
+
+def _log_cpu_clock(context, result=None) -> None:
+    if _cpu_started is not None:
+        log.info("%s %.3f s", CPU_LOG_EVENT, time.process_time() - _cpu_started)
+
+
+#: Logged after a task's callable returns, with its CPU seconds (`make bench` sums them from the task logs).
+CPU_LOG_EVENT = "CPU in the task's own code:"
+#: `default_args` entries: time each task's callable (pre_execute/post_execute run right around it).
+CPU_CLOCK = {"pre_execute": _start_cpu_clock, "post_execute": _log_cpu_clock}
 
 #: One asset per snapshot table, by live table name: `snapshot_<table>` declares it as its outlet.
 SNAPSHOT_ASSETS: dict[str, Asset] = {

@@ -40,6 +40,32 @@ def test_retries(ingest_month):
     assert ingest_month.get_task("resolve_month").retries == 0  # reads files only: nothing transient
 
 
+@pytest.mark.parametrize("dag_id", DAG_IDS)
+def test_tasks_push_one_xcom_not_one_per_key(dag_bag, dag_id):
+    # A `-> dict` task defaults to multiple_outputs: an Execution API call per key of its result.
+    assert [t.task_id for t in dag_bag.dags[dag_id].tasks if getattr(t, "multiple_outputs", False)] == []
+
+
+def test_every_task_logs_the_cpu_of_its_own_code(ingest_month, caplog):
+    """The bench tells the pipeline's client CPU from Airflow's by this log line of each task."""
+    import logging
+    import time
+
+    from streamflow.airflow_glue import CPU_LOG_EVENT
+
+    hooks = {(t._pre_execute_hook, t._post_execute_hook) for t in ingest_month.tasks}
+    assert len(hooks) == 1
+    start, log_cpu = hooks.pop()
+    start({})
+    busy_until = time.process_time() + 0.05
+    while time.process_time() < busy_until:
+        pass
+    with caplog.at_level(logging.INFO, logger="streamflow.airflow_glue"):
+        log_cpu({}, {"rows": 1})
+    [message] = [r.getMessage() for r in caplog.records if r.getMessage().startswith(CPU_LOG_EVENT)]
+    assert 0.05 <= float(message[len(CPU_LOG_EVENT):].split()[0]) < 5
+
+
 def test_schedule_is_a_real_monthly_interval_with_catchup(ingest_month):
     from datetime import datetime
 

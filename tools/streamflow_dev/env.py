@@ -95,6 +95,9 @@ def airflow_environment(values: dict[str, str] | None = None, home: Path | None 
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        # Task slots; the LocalExecutor forks this many workers at once (default 32, each a copy of a
+        # process holding Great Expectations): ingest_month is at most six tasks wide. As in docker-compose.yml.
+        "AIRFLOW__CORE__PARALLELISM": values.get("AIRFLOW__CORE__PARALLELISM") or "8",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": pg.url("postgresql+psycopg2", pg.airflow_database),
