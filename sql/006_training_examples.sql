@@ -11,7 +11,8 @@ BEGIN
 END $$;
 
 -- One row per build: what was written and from which snapshot as_of. content_md5 is the md5 of the
--- as_of's rows in user_id order: two builds of one as_of with equal hashes wrote identical rows.
+-- as_of's rows in user_id byte order (COLLATE "C": the same hash whatever the database's collation):
+-- two builds of one as_of with equal hashes wrote identical rows.
 CREATE TABLE IF NOT EXISTS training_set_manifest (
   id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
   as_of DATE NOT NULL,
@@ -38,7 +39,7 @@ BEGIN
   INSERT INTO training_examples SELECT * FROM training_set(build_as_of);
   INSERT INTO training_set_manifest (as_of, snapshot_as_of, rows, churners, content_md5, run_id)
   SELECT build_as_of, build_as_of, count(*), count(*) FILTER (WHERE t.churn_label),
-         md5(coalesce(string_agg(t::text, E'\n' ORDER BY t.user_id), '')), build_run_id
+         md5(coalesce(string_agg(t::text, E'\n' ORDER BY t.user_id COLLATE "C"), '')), build_run_id
   FROM training_examples AS t WHERE t.as_of = build_as_of
   RETURNING * INTO built;
   IF built.rows = 0 THEN
