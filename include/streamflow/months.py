@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 FIRST_MONTH = date(2024, 1, 1)  # the month month_000 covers
-MONTH_NAME_PATTERN = r"^month_\d{3}$"
+MONTH_NAME_PATTERN = r"^month_[0-9]{3}$"  # not \d: in Python it matches any Unicode digit
 _MONTH_NAME = re.compile(MONTH_NAME_PATTERN)
 
 

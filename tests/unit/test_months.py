@@ -46,7 +46,8 @@ def test_as_of_follows_from_the_month_name():
     assert month_for_index(0).as_of == date(2024, 1, 31)
 
 
-@pytest.mark.parametrize("bad", ["../x", "month_1", "month_0000", "month_00a", "", "month_000/../../etc"])
+@pytest.mark.parametrize("bad", ["../x", "month_1", "month_0000", "month_00a", "", "month_000/../../etc",
+                                 "month_\u0661\u0662\u0663", "month_000\n"])  # Arabic-Indic digits; a newline
 def test_bad_month_names_are_refused(bad):
     with pytest.raises(ValueError, match="does not match"):
         month_from_name(bad)
