@@ -198,6 +198,27 @@ def test_unknown_contract_type_fails_the_value_set(loaded, url):
         assert expected in str(caught.value)
 
 
+def test_validation_view_escapes_what_the_file_carried(loaded, url):
+    """A file's value is shown in the page as text, never as markup (the view is served by the API server)."""
+    from streamflow import validation_view
+
+    table = TABLES_BY_NAME["subscriptions"]
+    hostile = "<img src=x onerror=alert(1)>"
+    [user] = pick_users(loaded, table.name, 1)
+    loaded.execute("UPDATE subscriptions SET contract_type = %s WHERE user_id = %s", (hostile, user))
+    loaded.commit()
+    run = {"run_id": "manual__<b>run</b>", "month": "month_000", "as_of": "2024-01-31"}
+    validation.record_outcomes(loaded, run, validation.run_suite(url, table))
+    loaded.commit()
+
+    page = validation_view.render(validation_view.fetch(loaded, run["run_id"], table.name), "ingest_month",
+                                  run["run_id"], f"validate.{table.name}")
+
+    assert html.escape(hostile, quote=True) in page
+    assert "<img" not in page
+    assert "<b>run" not in page
+
+
 def test_validation_view_shows_the_failure_with_bound_reason_counts_and_samples(negative_watch_hours, url, loaded):
     from streamflow import pipeline, validation_view
 
