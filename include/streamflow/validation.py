@@ -93,7 +93,7 @@ def registry_expectations(table: Table, schema: str | None = None) -> list[dict]
     specs = [
         {"type": "expect_table_columns_to_match_set",
          "kwargs": {"column_set": list(table.column_names), "exact_match": True},
-         "why": "the live table has exactly the registry's columns (schema drift check)."},
+         "why": "the validated table (staged or live) has exactly the registry's columns (schema drift check)."},
         {"type": "expect_table_row_count_to_be_between", "kwargs": {"min_value": 1},
          "why": "an empty table means a load went missing."},
         {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": KEY},
