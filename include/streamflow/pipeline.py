@@ -233,13 +233,11 @@ def validate_table(conn: psycopg.Connection, sqlalchemy_url: str, table_name: st
     """
     schema = staging.schema_for(run_id)
     with conn.transaction():  # not an implicit one: record_outcomes' transaction must be the outermost
-        staged = staging.is_staged(conn, schema, table_name)  # not only there: empty after a crash
-    if not staged:
+        entry = staging.staged_entry(conn, schema, table_name)  # not only there: empty after a crash
+    if entry is None:
         raise NotStaged(f"run {run_id}: {table_name} is not staged in {schema} (a failed upsert task, or "
                         f"{staging.LOST}); clear the run's upsert tasks so they stage the month again")
-    with conn.transaction():
-        entry = staging.manifest(conn, schema).get(table_name)
-    if entry and entry["method"] == upsert.REPLAY:
+    if entry["method"] == upsert.REPLAY:
         log.info("%s: %s is byte for byte the file %s was loaded from, validated when it was loaded: "
                  "nothing new to validate", table_name, entry["file_path"], month["month"])
         return {"table": table_name, "view": None, "outcomes": [], "replay": True}

@@ -85,9 +85,9 @@ def apply_staged(conn: psycopg.Connection, schema: str, table: Table, columns: l
 
 
 @contextlib.contextmanager
-def keys_built_after_a_first_load(conn: psycopg.Connection) -> Iterator[bool]:
+def keys_built_after_a_first_load(conn: psycopg.Connection) -> Iterator[None]:
     """Inside the publish transaction: when the six live tables are empty, drop their primary and foreign
-    keys, let the caller insert, then add the same keys back (yields whether it did).
+    keys, let the caller insert, then add the same keys back.
 
     Maintaining the keys row by row (an index insert, and for the five dependents a referential check
     query, per row) is most of a first load's INSERT; building each key once from the loaded rows (a
@@ -104,7 +104,7 @@ def keys_built_after_a_first_load(conn: psycopg.Connection) -> Iterator[bool]:
     names = [t.name for t in TABLES]
     any_rows = sql.SQL(" OR ").join(sql.SQL("EXISTS (SELECT FROM {})").format(sql.Identifier(n)) for n in names)
     if conn.execute(sql.SQL("SELECT {}").format(any_rows)).fetchone()[0]:
-        yield False
+        yield
         return
     conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
         sql.SQL(", ").join(map(sql.Identifier, names))))
@@ -112,13 +112,13 @@ def keys_built_after_a_first_load(conn: psycopg.Connection) -> Iterator[bool]:
     if ({(table_name, kind, referenced) for _, table_name, kind, referenced, _, _ in keys} != DECLARED_KEYS
             or not all(plain and owned for *_, plain, owned in keys)):
         log.info("first load: the live tables' keys are not those sql/001 declares, so they are kept row by row")
-        yield False
+        yield
         return
     foreign_first = sorted(keys, key=lambda k: k[2] != "f")  # a primary key goes once nothing references it
     for name, table_name, *_ in foreign_first:
         conn.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(sql.Identifier(table_name),
                                                                         sql.Identifier(name)))
-    yield True
+    yield
     key = sql.Identifier(KEY)
     for name, table_name, kind, *_ in reversed(foreign_first):
         definition = (sql.SQL("PRIMARY KEY ({})").format(key) if kind == "p" else

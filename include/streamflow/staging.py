@@ -61,12 +61,17 @@ def exists(conn: psycopg.Connection, schema: str, table: str = MANIFEST) -> bool
 LOST = "PostgreSQL restarts UNLOGGED tables empty after a crash, the staging manifest too"
 
 
-def is_staged(conn: psycopg.Connection, schema: str, table_name: str) -> bool:
-    """Whether the run's upsert task staged `table_name`: the manifest lists it and its table is there.
+def staged_entry(conn: psycopg.Connection, schema: str, table_name: str) -> dict | None:
+    """The manifest row of `table_name` if the run's upsert task staged it (listed, and its table there).
 
     After a crash the staged tables are still there, empty, and the manifest lists none of them.
     """
-    return table_name in manifest(conn, schema) and exists(conn, schema, table_name)
+    entry = manifest(conn, schema).get(table_name)
+    return entry if entry is not None and exists(conn, schema, table_name) else None
+
+
+def is_staged(conn: psycopg.Connection, schema: str, table_name: str) -> bool:
+    return staged_entry(conn, schema, table_name) is not None
 
 
 def forget(conn: psycopg.Connection, schema: str, table_name: str) -> None:

@@ -106,9 +106,7 @@ def stage_file(conn: psycopg.Connection, schema: str, table: Table, path: Path, 
             _fill_from_live(conn, table, target, absent)
         result = StagedFile(table=table.name, file=str(path), sha256=sha256, rows=rows, columns=tuple(columns),
                             absent_columns=absent, method=method)
-        staging.record(conn, schema, {"table_name": table.name, "month": month, "run_id": run_id,
-                                      "file_path": str(path), "file_sha256": sha256, "rows_in_file": rows,
-                                      "columns": list(columns), "absent_columns": list(absent), "method": method})
+        _record(conn, schema, result, month, run_id)
     log.info("staged %s from %s into %s (%s): %d rows%s", table.name, path, schema, method, rows,
              f"; columns absent from the file, left as they are live: {', '.join(absent)}" if absent else "")
     return result
@@ -121,21 +119,27 @@ def stage_replay(conn: psycopg.Connection, schema: str, table: Table, path: Path
     new to check. Its staged table is left empty, so that the other tables' coverage checks read
     the live rows, which are this file's."""
     columns, _ = read_header(path, table)
+    target = staging.table_in(schema, table.name)
     with conn.transaction():
         staging.ensure(conn, schema)
         staging.forget(conn, schema, table.name)
-        _create_staged_table(conn, table, staging.table_in(schema, table.name))
-        _add_staged_key(conn, staging.table_in(schema, table.name))
+        _create_staged_table(conn, table, target)
+        _add_staged_key(conn, target)
         result = StagedFile(table=table.name, file=str(path), sha256=loaded["file_sha256"],
                             rows=loaded["rows_in_file"], columns=tuple(columns),
                             absent_columns=tuple(loaded["absent_columns"] or ()), method=REPLAY)
-        staging.record(conn, schema, {"table_name": table.name, "month": month, "run_id": run_id,
-                                      "file_path": str(path), "file_sha256": result.sha256, "rows_in_file": result.rows,
-                                      "columns": list(columns), "absent_columns": list(result.absent_columns),
-                                      "method": REPLAY})
+        _record(conn, schema, result, month, run_id)
     log.info("%s: %s is the file %s was loaded from (sha256 %s): a replay, nothing staged", table.name, path,
              month, result.sha256[:12])
     return result
+
+
+def _record(conn: psycopg.Connection, schema: str, staged: StagedFile, month: str, run_id: str) -> None:
+    """The staged file's row in the run's manifest."""
+    staging.record(conn, schema, {"table_name": staged.table, "month": month, "run_id": run_id,
+                                  "file_path": staged.file, "file_sha256": staged.sha256, "rows_in_file": staged.rows,
+                                  "columns": list(staged.columns), "absent_columns": list(staged.absent_columns),
+                                  "method": staged.method})
 
 
 def _create_staged_table(conn: psycopg.Connection, table: Table, target: sql.Identifier) -> None:
