@@ -2,6 +2,8 @@
 -- status: loaded = applied to the live tables; replayed = an older month re-run from the very
 -- files it was loaded from (nothing to apply); failed = refused or rejected, nothing written.
 -- snapshot_policy: how the run treats an as_of already stamped ('restamp' or 'immutable').
+-- accepted_checks: failed checks against history the run was told to accept (its `accept` param):
+-- the month published though they failed, and this says so.
 CREATE TABLE IF NOT EXISTS ingestion_ledger (
   id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
   run_id TEXT NOT NULL,
@@ -18,9 +20,18 @@ CREATE TABLE IF NOT EXISTS ingestion_ledger (
   status TEXT NOT NULL CHECK (status IN ('loaded', 'replayed', 'failed')),
   error TEXT,
   snapshot_policy TEXT,
+  accepted_checks TEXT[] NOT NULL DEFAULT '{}',
   started_at TIMESTAMPTZ NOT NULL,
   finished_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp()
 );
+-- Added with the checks against history; only when missing (ALTER TABLE locks even when it exists).
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM information_schema.columns
+                 WHERE table_schema = current_schema() AND table_name = 'ingestion_ledger'
+                   AND column_name = 'accepted_checks') THEN
+    ALTER TABLE ingestion_ledger ADD COLUMN IF NOT EXISTS accepted_checks TEXT[] NOT NULL DEFAULT '{}';
+  END IF;
+END $$;
 -- Setup runs before every DAG run: nothing here may lock a table that already exists (an open
 -- reader would block the pipeline), so indexes are created only when missing.
 DO $$ BEGIN

@@ -1,7 +1,8 @@
 """The steps of `ingest_month` as plain functions: what each Airflow task calls.
 
 Write, audit, publish: the upsert tasks stage the month's files (`stage_table`), the validation
-group checks the staged month (`validate_table`), and only then does `publish_month` apply all
+group checks the staged month (`validate_table`: the row rules, then the month's figures against
+the months published before it), and only then does `publish_month` apply all
 six tables to the live tables in one transaction. Each step takes what it needs (a connection,
 a URL, the month) and returns a small JSON-able dict.
 """
@@ -12,7 +13,19 @@ import logging
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
-from streamflow import header, months, publish, settings, snapshots, staging, upsert, validation, validation_view
+from streamflow import (
+    header,
+    history,
+    metrics,
+    months,
+    publish,
+    settings,
+    snapshots,
+    staging,
+    upsert,
+    validation,
+    validation_view,
+)
 from streamflow.errors import DataError, MissingInput, NotStaged, OutOfOrderMonth
 from streamflow.registry import SNAPSHOTTED, TABLES, table
 from streamflow.snapshots import SNAPSHOT_POLICIES
@@ -27,19 +40,22 @@ PUBLISH_LOCK = "streamflow_publish"
 
 
 def prepare_month(month_param: str | None, data_interval_end: datetime | date | None,
-                  snapshot_policy: str | None = None) -> dict:
+                  snapshot_policy: str | None = None, accept: list[str] | None = None) -> dict:
     """Resolve the run's month and as_of, and check that all six files are there.
 
     Args:
         month_param: `month_NNN`, or None to use the data interval.
         data_interval_end: the run's data interval end (None for a run without one).
         snapshot_policy: one of SNAPSHOT_POLICIES (default "restamp"); recorded in the ledger.
+        accept: ids of checks against history (`<table>.<check>[.<column>]`) whose failure this run
+            accepts (a month that really changed); recorded in the ledger.
 
     Returns:
-        What the tasks read: month, as_of and snapshot_policy.
+        What the tasks read: month, as_of, snapshot_policy and accept.
 
     Raises:
         MissingInput: naming every missing folder or file; nothing has been written yet.
+        DataError: an unknown snapshot policy, or an `accept` id that names no check.
     """
     run = months.resolve_month(month_param, data_interval_end)
     seeds = settings.seeds_dir()
@@ -49,15 +65,20 @@ def prepare_month(month_param: str | None, data_interval_end: datetime | date | 
     policy = snapshot_policy or SNAPSHOT_POLICIES[0]
     if policy not in SNAPSHOT_POLICIES:
         raise DataError(f"snapshot_policy {policy!r} is not one of {', '.join(SNAPSHOT_POLICIES)}")
-    log.info("loading %s from %s, as_of %s, snapshot policy %s", run.month, seeds / run.month, run.as_of, policy)
-    return month_of(run.month, policy)
+    unknown = history.unknown_accepts(accept or [])
+    if unknown:
+        raise DataError(f"accept names no check against history: {', '.join(map(repr, unknown))}; the ids are "
+                        "<table>.<check>[.<column>], as a failed check's log block gives them")
+    log.info("loading %s from %s, as_of %s, snapshot policy %s%s", run.month, seeds / run.month, run.as_of, policy,
+             f", accepting {', '.join(accept)}" if accept else "")
+    return month_of(run.month, policy, accept)
 
 
-def month_of(month_name: str, snapshot_policy: str | None = None) -> dict:
+def month_of(month_name: str, snapshot_policy: str | None = None, accept: list[str] | None = None) -> dict:
     """The month dict `prepare_month` gives, for a month named outright (tests, bench)."""
     run = months.month_from_name(month_name)
     return {"month": run.month, "as_of": run.as_of.isoformat(),
-            "snapshot_policy": snapshot_policy or SNAPSHOT_POLICIES[0]}
+            "snapshot_policy": snapshot_policy or SNAPSHOT_POLICIES[0], "accept": sorted(set(accept or []))}
 
 
 def stage_table(conn: psycopg.Connection, table_name: str, month: dict, run_id: str) -> dict:
@@ -156,6 +177,7 @@ def publish_month(conn: psycopg.Connection, month: dict, run_id: str) -> dict:
                                                        month, run_id)
                            for source in TABLES}  # users first: the other five reference it
             staging.drop(conn, schema)
+            metrics.prune_keysets(conn, month["as_of"])
     except DataError as error:
         conn.rollback()
         with conn.transaction():
@@ -192,7 +214,8 @@ def _last_loaded(conn: psycopg.Connection, month: str, table_name: str) -> dict 
 
 def _ledger_entry(month: dict, run_id: str, table_name: str, path) -> dict:
     return {"run_id": run_id, "month": month["month"], "as_of": month["as_of"], "table_name": table_name,
-            "file_path": str(path), "started_at": datetime.now(UTC), "snapshot_policy": month.get("snapshot_policy")}
+            "file_path": str(path), "started_at": datetime.now(UTC), "snapshot_policy": month.get("snapshot_policy"),
+            "accepted_checks": month.get("accept") or []}
 
 
 def assert_loadable(conn: psycopg.Connection, as_of: str) -> None:
@@ -208,7 +231,8 @@ def assert_loadable(conn: psycopg.Connection, as_of: str) -> None:
 
 
 LEDGER_COLUMNS = ("run_id", "month", "as_of", "table_name", "file_path", "file_sha256", "rows_in_file", "inserted",
-                  "updated", "unchanged", "absent_columns", "status", "error", "started_at", "snapshot_policy")
+                  "updated", "unchanged", "absent_columns", "status", "error", "started_at", "snapshot_policy",
+                  "accepted_checks")
 
 
 def _write_ledger(conn: psycopg.Connection, entry: dict) -> None:
@@ -216,6 +240,7 @@ def _write_ledger(conn: psycopg.Connection, entry: dict) -> None:
 
     values = {column: entry.get(column) for column in LEDGER_COLUMNS}
     values["absent_columns"] = values["absent_columns"] or []
+    values["accepted_checks"] = values["accepted_checks"] or []
     conn.execute(sql.SQL("INSERT INTO ingestion_ledger ({}) VALUES ({})").format(
         sql.SQL(", ").join(map(sql.Identifier, LEDGER_COLUMNS)),
         sql.SQL(", ").join(sql.Placeholder(column) for column in LEDGER_COLUMNS)), values)
@@ -224,8 +249,9 @@ def _write_ledger(conn: psycopg.Connection, entry: dict) -> None:
 
 def validate_table(conn: psycopg.Connection, sqlalchemy_url: str, table_name: str, month: dict, run_id: str,
                    dag_id: str = "ingest_month") -> dict:
-    """Audit: run one table's suite on the run's staged month, keep and log the outcome, fail on
-    any failed expectation (and then nothing is published).
+    """Audit: run one table's suite on the run's staged month, then its checks against history
+    (`audit_figures`); keep and log the outcome, fail on any failure of severity `fail` that the
+    run does not accept (and then nothing is published). Warnings are kept and logged only.
 
     Every failing user_id of a failed expectation, with its value, goes to
     `validation_failing_keys`; the log keeps the short block and ends with a link to the
@@ -241,7 +267,8 @@ def validate_table(conn: psycopg.Connection, sqlalchemy_url: str, table_name: st
         log.info("%s: %s is byte for byte the file %s was loaded from, validated when it was loaded: "
                  "nothing new to validate", table_name, entry["file_path"], month["month"])
         return {"table": table_name, "view": None, "outcomes": [], "replay": True}
-    outcomes = validation.run_suite(sqlalchemy_url, table(table_name), schema)
+    outcomes = validation.run_suite(sqlalchemy_url, table(table_name), schema, month["as_of"])
+    outcomes += audit_figures(conn, table_name, month, run_id)
     run = {"run_id": run_id, "month": month["month"], "as_of": month["as_of"]}
     validation.record_outcomes(conn, run, outcomes)
     task_id = f"{validation_view.VALIDATE_TASK_PREFIX}{table_name}"
@@ -249,6 +276,24 @@ def validate_table(conn: psycopg.Connection, sqlalchemy_url: str, table_name: st
     log.info("%s\nValidation view: %s", validation.summarise(outcomes), view)
     validation.raise_if_failed(outcomes)
     return {"table": table_name, "view": view, "outcomes": validation.outcomes_as_dicts(outcomes)}
+
+
+def audit_figures(conn: psycopg.Connection, table_name: str, month: dict, run_id: str) -> list[validation.Outcome]:
+    """The month-level audit of one staged table: compute its figures (`validation_metrics`, kept
+    with its user_ids for the next month) and judge them against the months published before.
+
+    Returns:
+        One Outcome per check against history (skipped, saying why, when no month came before).
+    """
+    source, schema = table(table_name), staging.schema_for(run_id)
+    batch = staging.table_in(schema, table_name)
+    run = {"run_id": run_id, "month": month["month"], "as_of": month["as_of"]}
+    with conn.transaction():
+        figures = metrics.compute(conn, source, batch, month["as_of"],
+                                  metrics.previous_keyset(conn, table_name, month["as_of"]))
+        earlier = metrics.history(conn, table_name, month["as_of"])
+    metrics.record(conn, run, figures, batch)
+    return history.evaluate(source, figures, earlier, tuple(month.get("accept") or ()))
 
 
 def stamp_snapshot(conn: psycopg.Connection, table_name: str, month: dict, run_id: str) -> dict:

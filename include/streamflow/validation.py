@@ -1,7 +1,8 @@
 """Great Expectations 1.x suites, run inside PostgreSQL on a run's staged month (or a live table).
 
 Suites are data: `expectations.yml` (per-table rules, each with its reason) plus what the
-registry implies for every table (`registry_expectations`). GX runs them through its SQL
+registry implies for every table (`registry_expectations`). The same file declares the checks
+against history (`check:` entries, run by `streamflow.history`, not by GX). GX runs them through its SQL
 datasource, so every row is checked by the database; no sample is pulled into Python.
 `great_expectations` is imported inside `run_suite` only: importing it costs seconds.
 """
@@ -53,12 +54,15 @@ class Outcome:
     why: str = ""
     error: str | None = None
     expectation_type: str = ""  # the GX expectation (`expectation` may be a description instead)
+    severity: str = "fail"  # "fail": a failure blocks the publish; "warn": recorded, shown, logged, not blocking
+    figures: dict[str, Any] | None = None  # a check against history: this month, previous, bound (history.py)
     # Every failing row (user_id, value) of a failed expectation, up to FAILING_KEYS_LIMIT; not sent to XCom.
     failing_keys: list[tuple[Any, Any]] = field(default_factory=list, repr=False)
 
 
 @cache
-def _suites_file() -> dict[str, list[dict]]:
+def suites_file() -> dict[str, list[dict]]:
+    """`expectations.yml` as written: row rules (`type:`) and checks against history (`check:`)."""
     import yaml
 
     return yaml.safe_load(SUITES_FILE.read_text(encoding="utf-8"))
@@ -73,23 +77,34 @@ def _quoted(*names: str) -> str:
 def coverage_query(table: Table, schema: str | None = None) -> str:
     """Rows of `table` without a user and users without a row; `{batch}` is the table validated.
 
-    On a staged month (`schema`) both sides are what the publish would leave: users staged or
-    already live, rows staged or already live. One hash full join, both directions at once; not
-    NOT IN, which is quadratic past work_mem.
+    On a staged month (`schema`): every user of this month's users.csv must have a row in this
+    month's file (a live row from an earlier month does not cover it), and every row must have a
+    user, staged or already live. When users.csv is a replay (staged empty: the very file the
+    month was loaded from), this month's users are the live ones. One hash full join, both
+    directions at once; not NOT IN, which is quadratic past work_mem.
     """
     users = _quoted(USERS)
     rows = f"SELECT {KEY} FROM {{batch}}"
-    if schema:
-        users = f"(SELECT {KEY} FROM {_quoted(USERS)} UNION SELECT {KEY} FROM {_quoted(schema, USERS)})"
-        rows = f"{rows} UNION SELECT {KEY} FROM {_quoted(table.name)}"
-    return (f"SELECT coalesce(known.{KEY}, batch_rows.{KEY}) AS {KEY}, "
-            f"CASE WHEN known.{KEY} IS NULL THEN 'a row without a user' ELSE 'a user without a row' END "
-            f"AS {COVERAGE_GAP} FROM {users} AS known FULL JOIN ({rows}) AS batch_rows "
-            f"ON batch_rows.{KEY} = known.{KEY} WHERE known.{KEY} IS NULL OR batch_rows.{KEY} IS NULL")
+    if not schema:
+        return (f"SELECT coalesce(known.{KEY}, batch_rows.{KEY}) AS {KEY}, "
+                f"CASE WHEN known.{KEY} IS NULL THEN 'a row without a user' ELSE 'a user without a row' END "
+                f"AS {COVERAGE_GAP} FROM {users} AS known FULL JOIN ({rows}) AS batch_rows "
+                f"ON batch_rows.{KEY} = known.{KEY} WHERE known.{KEY} IS NULL OR batch_rows.{KEY} IS NULL")
+    staged = _quoted(schema, USERS)
+    month_users = (f"SELECT {KEY} FROM {staged} UNION ALL SELECT {KEY} FROM {users}"
+                   f" WHERE NOT EXISTS (SELECT FROM {staged})")
+    return (f"SELECT coalesce(month_users.{KEY}, batch_rows.{KEY}) AS {KEY}, "
+            f"CASE WHEN month_users.{KEY} IS NULL THEN 'a row without a user' ELSE 'a user without a row' END "
+            f"AS {COVERAGE_GAP} FROM ({month_users}) AS month_users FULL JOIN ({rows}) AS batch_rows "
+            f"ON batch_rows.{KEY} = month_users.{KEY} WHERE batch_rows.{KEY} IS NULL"
+            # A row whose user is not in this month's users.csv is a gap only when no month knows the user.
+            f" OR (month_users.{KEY} IS NULL AND NOT EXISTS (SELECT FROM {users} AS live"
+            f" WHERE live.{KEY} = batch_rows.{KEY}))")
 
 
-def registry_expectations(table: Table, schema: str | None = None) -> list[dict]:
-    """What every table must satisfy, from its registry entry (`schema`: validating a staged month)."""
+def registry_expectations(table: Table, schema: str | None = None, as_of: str | None = None) -> list[dict]:
+    """What every table must satisfy, from its registry entry (`schema`: validating a staged month;
+    `as_of`: the month's, no date may be after it)."""
     specs = [
         {"type": "expect_table_columns_to_match_set",
          "kwargs": {"column_set": list(table.column_names), "exact_match": True},
@@ -106,24 +121,32 @@ def registry_expectations(table: Table, schema: str | None = None) -> list[dict]
             "type": QUERY_EXPECTATION,
             "kwargs": {"unexpected_rows_query": coverage_query(table, schema)},
             "description": f"every user has a {table.name} row and every row a user",
-            "why": "a user without a row would silently drop out of training sets; "
-                   "a row without a user cannot be joined into one.",
+            "why": "a user without a row would silently drop out of training sets, or be covered by an older "
+                   "month's row; a row without a user cannot be joined into one.",
         })
+    if as_of:
+        specs += [{"type": "expect_column_values_to_be_between", "kwargs": {"column": c.name, "max_value": as_of},
+                   "why": "a date after the month's as_of is information from after the snapshot: training on it "
+                          "leaks the future."}
+                  for c in table.columns if c.pg_type == "date"]
     return specs
 
 
-def suite_spec(table: Table, schema: str | None = None) -> list[dict]:
-    """The whole suite of one table: registry-implied rules, then `expectations.yml`'s."""
-    return registry_expectations(table, schema) + list(_suites_file().get(table.name, []))
+def suite_spec(table: Table, schema: str | None = None, as_of: str | None = None) -> list[dict]:
+    """The whole row-rule suite of one table: registry-implied rules, then `expectations.yml`'s."""
+    declared = [spec for spec in suites_file().get(table.name, []) if "type" in spec]
+    return registry_expectations(table, schema, as_of) + declared
 
 
-def run_suite(sqlalchemy_url: str, table: Table, schema: str | None = None) -> list[Outcome]:
+def run_suite(sqlalchemy_url: str, table: Table, schema: str | None = None, as_of: str | None = None
+              ) -> list[Outcome]:
     """Validate every row of one table; return one Outcome per expectation.
 
     Args:
         sqlalchemy_url: SQLAlchemy URL of the warehouse (`postgresql+psycopg://...`).
         table: registry entry of the table to validate.
         schema: a run's staging schema: validate the staged month (the DAG's way); None: the live table.
+        as_of: the month's as_of: no date may be after it (None: not checked).
     """
     import great_expectations as gx
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
@@ -135,7 +158,7 @@ def run_suite(sqlalchemy_url: str, table: Table, schema: str | None = None) -> l
     source = context.data_sources.add_postgres(name="warehouse", connection_string=sqlalchemy_url)
     asset = source.add_table_asset(name=table.name, table_name=table.name, schema_name=schema)
     batch = asset.add_batch_definition_whole_table("whole_table").get_batch()
-    specs = suite_spec(table, schema)
+    specs = suite_spec(table, schema, as_of)
 
     def validate(indexes: list[int], result_format: dict, rows_kept: int = SAMPLE_SIZE) -> dict[int, dict]:
         suite = gx.ExpectationSuite(name=f"{table.name}_suite")
@@ -211,14 +234,29 @@ def _outcome(table: Table, spec: dict, item: dict) -> Outcome:
         element_count=element_count, unexpected_count=unexpected,
         unexpected_percent=round(percent, 4) if percent is not None else None,
         samples=_jsonable(samples), why=spec.get("why", ""), error=error, expectation_type=spec["type"],
-        failing_keys=failing[:FAILING_KEYS_LIMIT],
+        failing_keys=failing[:FAILING_KEYS_LIMIT], severity=spec.get("severity", "fail"),
     )
 
 
+def blocks_publish(outcome: Outcome) -> bool:
+    return not outcome.success and outcome.severity == "fail"
+
+
 def describe_failure(outcome: Outcome) -> str:
-    """One readable block: table, expectation, column, kwargs, counts, sample values with user_ids."""
+    """One readable block: table, expectation, column, kwargs, counts, sample values with user_ids
+    (a check against history: this month's figure, the previous month's and the bound)."""
     kwargs = json.dumps(outcome.kwargs, default=str)
-    lines = [f"FAILED {outcome.table}.{outcome.column or '*'}: {outcome.expectation} {kwargs}"]
+    verdict = "FAILED" if blocks_publish(outcome) else "WARNING"
+    lines = [f"{verdict} {outcome.table}.{outcome.column or '*'}: {outcome.expectation} {kwargs}"]
+    figures = outcome.figures
+    if figures:
+        previous = (f"{_shown(figures['previous'])} (as_of {figures['previous_as_of']})"
+                    if figures["previous_as_of"] else "none")
+        lines.append(f"    {figures['metric']}: this month {_shown(figures['this'])} (as_of {figures['as_of']}), "
+                     f"previous month {previous}; bound: {figures['bound']}")
+        lines.append(f"    accepted for this run (accept: {figures['check_id']}): it does not block the publish"
+                     if figures["accepted"] else
+                     f"    a real change? trigger the month again with accept: [\"{figures['check_id']}\"]")
     if outcome.error:
         lines.append(f"    error: {outcome.error}")
     if outcome.unexpected_count is not None:
@@ -233,17 +271,27 @@ def describe_failure(outcome: Outcome) -> str:
     return "\n".join(lines)
 
 
+def _shown(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 def summarise(outcomes: list[Outcome]) -> str:
-    """The log text for one table: a block per failure, one line for what passed."""
+    """The log text for one table: a block per failure and warning, one line for what passed and was skipped."""
     failed = [o for o in outcomes if not o.success]
     passed = len(outcomes) - len(failed)
+    warnings = sum(not blocks_publish(o) for o in failed)
+    skipped = [o for o in outcomes if o.figures and o.figures.get("skipped")]
     table = outcomes[0].table if outcomes else "?"
-    header = f"{table}: {passed}/{len(outcomes)} expectations passed"
-    return "\n".join([header, *map(describe_failure, failed)])
+    header = f"{table}: {passed}/{len(outcomes)} expectations passed" + (f", {warnings} warning(s)" if warnings else "")
+    if skipped:
+        header += f"; {len(skipped)} check(s) against history skipped: {skipped[0].figures['skipped']}"
+    # Blocking failures first: what the reader of a failed task's log came for.
+    return "\n".join([header, *map(describe_failure, sorted(failed, key=lambda o: not blocks_publish(o)))])
 
 
 def raise_if_failed(outcomes: list[Outcome]) -> None:
-    failed = [o for o in outcomes if not o.success]
+    """Raise on any failure that blocks the publish (warnings and accepted checks do not)."""
+    failed = [o for o in outcomes if blocks_publish(o)]
     if failed:
         raise ValidationFailed(f"{len(failed)} expectation(s) failed:\n" + "\n".join(map(describe_failure, failed)))
 
@@ -255,11 +303,14 @@ def record_outcomes(conn: psycopg.Connection, run: dict[str, str], outcomes: lis
         for o in outcomes:
             (result_id,) = cursor.execute(
                 "INSERT INTO validation_results (run_id, month, as_of, table_name, expectation, column_name, kwargs,"
-                " success, element_count, unexpected_count, unexpected_percent, samples, error, expectation_type, why)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s::jsonb, %s, %s, %s) RETURNING id",
+                " success, element_count, unexpected_count, unexpected_percent, samples, error, expectation_type, why,"
+                " severity, figures)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s::jsonb)"
+                " RETURNING id",
                 (run["run_id"], run["month"], run["as_of"], o.table, o.expectation, o.column,
                  json.dumps(o.kwargs, default=str), o.success, o.element_count, o.unexpected_count,
-                 o.unexpected_percent, json.dumps(o.samples, default=str), o.error, o.expectation_type, o.why),
+                 o.unexpected_percent, json.dumps(o.samples, default=str), o.error, o.expectation_type, o.why,
+                 o.severity, None if o.figures is None else json.dumps(o.figures, default=str)),
             ).fetchone()
             if o.failing_keys:
                 keys_copy = "COPY validation_failing_keys (validation_result_id, user_id, value) FROM STDIN"

@@ -1,0 +1,58 @@
+-- Month-level figures of every validated table (include/streamflow/metrics.py), one set per run:
+-- what the checks against history (expectations.yml, `check:` entries) compare a month with.
+-- A month's history is the figures of the run that published it (ingestion_ledger, 'loaded'),
+-- so figures of runs that failed are kept for the Validation view but never compared against.
+-- One row per table (column_name NULL: rows and the users joined, left and kept against the
+-- previous published month) and one per column.
+CREATE TABLE IF NOT EXISTS validation_metrics (
+  id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  run_id TEXT NOT NULL,
+  month TEXT NOT NULL,
+  as_of DATE NOT NULL,
+  table_name TEXT NOT NULL,
+  column_name TEXT,
+  rows BIGINT NOT NULL,
+  null_fraction DOUBLE PRECISION,
+  distinct_count BIGINT,
+  min_value TEXT,
+  max_value TEXT,
+  mean DOUBLE PRECISION,          -- numeric and integer columns; a boolean column: the fraction true
+  stddev DOUBLE PRECISION,        -- sample standard deviation, as mean
+  frequencies JSONB,              -- text and boolean columns with few values: {value: rows}, NULL as "null"
+  users_joined BIGINT,            -- table rows only: user_ids not in the previous published month's file
+  users_left BIGINT,              -- in the previous published month's file, not in this one
+  users_kept BIGINT,              -- in both
+  previous_as_of DATE,            -- the month users_* compare against (NULL: none published before)
+  computed_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+-- Created only when missing: setup must not lock an existing table (see 004).
+DO $$ BEGIN
+  IF to_regclass('validation_metrics_run') IS NULL THEN
+    CREATE INDEX validation_metrics_run ON validation_metrics (run_id, table_name);
+  END IF;
+END $$;
+
+-- The user_ids of each validated file, per run: the next month counts its users joined, left and
+-- kept against the run that published the month before. The live tables cannot say it: they keep
+-- every user ever loaded. The publish keeps only its own month's and the previous month's sets.
+CREATE TABLE IF NOT EXISTS validation_keysets (
+  run_id TEXT NOT NULL,
+  as_of DATE NOT NULL,
+  table_name TEXT NOT NULL,
+  user_ids TEXT[] NOT NULL,
+  PRIMARY KEY (run_id, table_name)
+);
+
+-- The run that published table_name in each of the (at most max_months) months before
+-- before_as_of, newest first: whose figures are a month's history.
+CREATE OR REPLACE FUNCTION streamflow_published_runs(table_name TEXT, before_as_of DATE, max_months INTEGER)
+RETURNS TABLE (as_of DATE, run_id TEXT)
+LANGUAGE sql STABLE AS $$
+  SELECT published.as_of, published.run_id FROM (
+    SELECT DISTINCT ON (l.as_of) l.as_of, l.run_id FROM ingestion_ledger AS l
+    WHERE l.table_name = streamflow_published_runs.table_name AND l.status = 'loaded'
+      AND l.as_of < before_as_of
+    ORDER BY l.as_of DESC, l.id DESC
+  ) AS published
+  ORDER BY published.as_of DESC LIMIT max_months
+$$;
