@@ -29,6 +29,14 @@ def cell(name: str, alias: str | None = None) -> sql.Composable:
     return sql.SQL("NULLIF(btrim({}), '')").format(column)
 
 
+def padded_key_filter(key: sql.Composable) -> sql.Composable:
+    """`key` is not blank but carries surrounding whitespace (what `btrim` strips): refused, never
+    trimmed, so that it cannot pass for the user it would become (a blank key is refused as blank)."""
+    from psycopg import sql
+
+    return sql.SQL("{key} <> btrim({key}) AND btrim({key}) <> ''").format(key=key)
+
+
 def unknown_user_filter(key: sql.Composable, staged_users: sql.Composable | None) -> sql.Composable:
     """`key` is neither a live user nor (when given) a user staged for the same month."""
     from psycopg import sql
@@ -62,6 +70,10 @@ def diagnose(conn: psycopg.Connection, table: Table, columns: list[str],
         key=key, raw=raw, trimmed=trimmed_key))
     if count:
         problems.append(f'column "{KEY}": {count} blank key(s): {describe(rows)}')
+    count, rows = sampled(sql.SQL("SELECT line_no + 1, {key} FROM {raw} WHERE {padded}").format(
+        key=key, raw=raw, padded=padded_key_filter(key)))
+    if count:
+        problems.append(f'column "{KEY}": {count} padded user_id(s) (surrounding whitespace): {describe(rows)}')
     for name in columns:
         pg_type = table.column(name).pg_type
         if pg_type == "text":

@@ -9,7 +9,7 @@ The live tables are not touched here (the publish step applies the whole month a
    savepoint and step 3 decides, so a bad file gets one and the same diagnosis.
 3. The checked path: the body is streamed as text into a TEMP table (with the line number),
    then cast into the staging table. A row that breaks the contract (bad type, a date not
-   YYYY-MM-DD, blank or duplicated key, a user neither live nor staged for the month) is
+   YYYY-MM-DD, blank, padded or duplicated key, a user neither live nor staged for the month) is
    described, every offending line of it (`streamflow.diagnosis`), and nothing is staged.
 
 Optional columns the file does not carry are filled from the live rows, so that validation
@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from streamflow import staging
 from streamflow.copy_stream import copy_problem, is_data_error, stream_body
-from streamflow.diagnosis import ISO_DATE, RAW, diagnose, unknown_user_filter
+from streamflow.diagnosis import ISO_DATE, RAW, diagnose, padded_key_filter, unknown_user_filter
 from streamflow.errors import ContractViolation, NotStaged
 from streamflow.header import read_header
 from streamflow.registry import KEY, USERS, Table
@@ -163,6 +163,10 @@ class _NotEquivalent(Exception):
     """The typed COPY would not give what the checked path gives: roll it back."""
 
 
+class _BreaksContract(Exception):
+    """Rows the casts and the staging key take but the contract refuses (a padded key, an unknown user)."""
+
+
 def _copy_typed(conn: psycopg.Connection, table: Table, path: Path, header_bytes: int, columns: list[str],
                 target: sql.Identifier, staged_users: sql.Identifier | None) -> tuple[str, int] | None:
     """`COPY` the file straight into the typed staging table; None where it cannot decide.
@@ -173,7 +177,7 @@ def _copy_typed(conn: psycopg.Connection, table: Table, path: Path, header_bytes
     differently is checked on the side: a date not written YYYY-MM-DD (PostgreSQL also reads
     "05/02/2022"), by a scan of the file that runs while the COPY streams; a padded user_id and
     an unknown user, after it. Any error or doubt rolls back to the savepoint and the checked
-    path runs, so a bad file gets exactly the same diagnosis.
+    path runs, so a bad file gets exactly the same diagnosis (a padded user_id: refused there).
     """
     import contextlib
     from concurrent.futures import ThreadPoolExecutor
@@ -248,16 +252,21 @@ def _copy_checked(conn: psycopg.Connection, table: Table, path: Path, header_byt
         raise ContractViolation(path, [copy_problem(error, path, columns)]) from None
     if rows == 0:
         raise ContractViolation(path, ["line 2: file has a header but no data rows"])
+    # Checked on the text as written: the casts trim the key, after which " 7590-VHVEG" would
+    # pass for "7590-VHVEG".
+    padded = sql.SQL("SELECT EXISTS (SELECT FROM {} WHERE {})").format(raw, padded_key_filter(sql.Identifier(KEY)))
     unknown = sql.SQL("SELECT EXISTS (SELECT FROM {} AS staged WHERE {})").format(
         target, unknown_user_filter(sql.Identifier("staged", KEY), staged_users))
     try:
         with conn.transaction():
+            if conn.execute(padded).fetchone()[0]:
+                raise _BreaksContract
             conn.execute(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(
                 target, sql.SQL(", ").join(map(sql.Identifier, columns)), _casts(table, columns), raw))
             _add_staged_key(conn, target)
             if table.depends_on_users and conn.execute(unknown).fetchone()[0]:
-                raise _NotEquivalent
-    except (psycopg.Error, _NotEquivalent) as error:
+                raise _BreaksContract
+    except (psycopg.Error, _BreaksContract) as error:
         if isinstance(error, psycopg.Error) and not is_data_error(error):
             raise
         problems = diagnose(conn, table, columns, staged_users)
@@ -270,7 +279,10 @@ def _copy_checked(conn: psycopg.Connection, table: Table, path: Path, header_byt
 
 
 def _casts(table: Table, columns: list[str]) -> sql.Composable:
-    """The raw text cells as typed values: trimmed, blank as NULL, dates only as YYYY-MM-DD."""
+    """The raw text cells as typed values: trimmed, blank as NULL, dates only as YYYY-MM-DD.
+
+    The key is trimmed too, so that a whitespace-only one is NULL and the staging key refuses it
+    (a padded one never gets here: `_copy_checked` refuses it first)."""
     from psycopg import sql
 
     def cast(name: str) -> sql.Composable:

@@ -200,13 +200,29 @@ def bad_value(column: str, value: str, line: int = 5) -> Mutation:
 
 
 def duplicate_key(first: int, second: int, padding: str = "") -> Mutation:
-    """Line `second` gets line `first`'s user_id (optionally padded with blanks, the same key once trimmed)."""
+    """Line `second` gets line `first`'s user_id (optionally padded with blanks, the same key once
+    trimmed: then refused as padded too)."""
     def mutate(data: bytes) -> Bad:
         lines = Lines(data)
         user = lines.get(first, KEY)
-        lines.set(second, KEY, padding + user + padding)
+        written = padding + user + padding
+        lines.set(second, KEY, written)
+        padded = (f"1 padded user_id(s) (surrounding whitespace): line {second} {written!r}",) if padding else ()
         return Bad(lines.dump(), lines=(first, second), columns=(KEY,), values=(repr(user),),
-                   also=(f"{user!r} on lines {first}, {second}",))
+                   also=(f"{user!r} on lines {first}, {second}", *padded), min_problems=2 if padding else 1)
+    return mutate
+
+
+def padded_key(pattern: str, *lines_padded: int) -> Mutation:
+    """The user_id of each line wrapped as `pattern` says ("  {}"): a known user once trimmed, refused as written."""
+    def mutate(data: bytes) -> Bad:
+        lines = Lines(data)
+        written = [pattern.format(lines.get(line, KEY)) for line in lines_padded]
+        for line, value in zip(lines_padded, written, strict=True):
+            lines.set(line, KEY, value)
+        listed = ", ".join(f"line {line} {value!r}" for line, value in zip(lines_padded, written, strict=True))
+        return Bad(lines.dump(), lines=lines_padded, columns=(KEY,),
+                   also=(f"{len(written)} padded user_id(s) (surrounding whitespace): {listed}",))
     return mutate
 
 
@@ -313,6 +329,9 @@ BAD_CASES = [
     # keys
     pytest.param(USERS, duplicate_key(4, 9), id="duplicate-user_id"),
     pytest.param("labels", duplicate_key(3, 12, padding=" "), id="duplicate-user_id-after-trim"),
+    pytest.param(USERS, padded_key("  {}", 4), id="padded-user_id-leading"),
+    pytest.param("usage_agg_30d", padded_key("{} ", 6, 15), id="padded-user_id-trailing"),
+    pytest.param("subscriptions", padded_key(" {} ", 3, 7, 11), id="padded-user_id-both-sides"),
     pytest.param("subscriptions", bad_value(KEY, "", line=6), id="blank-user_id"),
     pytest.param("usage_agg_30d", bad_value(KEY, "   ", line=7), id="whitespace-only-user_id"),
     pytest.param("labels", unknown_user("0000-NOTAUSER"), id="unknown-user_id-labels"),

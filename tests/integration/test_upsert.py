@@ -31,23 +31,124 @@ def test_real_files_copy_straight_into_staging_and_a_first_load_publishes_in_bul
     assert {(r.write, r.publish, r.inserted, r.updated) for r in again.values()} == {("copy", "merge", 0, 0)}
 
 
-@pytest.mark.parametrize("table_name", ["users", "labels"])
-def test_a_padded_key_on_first_load_is_trimmed_as_the_staged_path_does(conn, seeds, tmp_path, table_name):
-    """Checked after the typed COPY, which then gives way to the checked path."""
-    load_month(conn, seeds, "month_000")
-    conn.execute(f"TRUNCATE {table_name} CASCADE")
-    conn.commit()
-    lines = (seeds / "month_000" / f"{table_name}.csv").read_text().splitlines(keepends=True)
-    user = lines[3].split(",")[0]
-    lines[3] = f"  {lines[3]}"
-    path = tmp_path / f"{table_name}.csv"
+def with_padded_keys(source, target_dir, paddings: dict[int, str]) -> tuple:
+    """`source` written to `target_dir` with the user_id of each file line in `paddings` wrapped
+    as the pattern says ("  {}", "{} "); returns the new path and, by line, the user_id as written."""
+    lines = source.read_text().splitlines(keepends=True)
+    written = {}
+    for line, pattern in paddings.items():
+        user, rest = lines[line - 1].split(",", 1)
+        written[line] = pattern.format(user)
+        lines[line - 1] = f"{written[line]},{rest}"
+    target_dir.mkdir(parents=True, exist_ok=True)
+    path = target_dir / source.name
     path.write_text("".join(lines))
+    return path, written
 
-    result = apply_file(conn, table(table_name), path)
 
-    assert (result.write, result.inserted) == ("checked", ROWS)
-    assert conn.execute(f"SELECT count(*) FROM {table_name} WHERE user_id <> btrim(user_id)").fetchone()[0] == 0
-    assert conn.execute(f"SELECT count(*) FROM {table_name} WHERE user_id = %s", (user,)).fetchone()[0] == 1
+def assert_padded_refusal(error: ContractViolation, path, written: dict[int, str]) -> None:
+    """The refusal names the file, the column, how many keys are padded and each line with its value."""
+    message = str(error)
+    assert error.path == str(path)
+    assert message.startswith(f"{path}: ")
+    listed = ", ".join(f"line {line} {value!r}" for line, value in sorted(written.items()))
+    assert f'column "user_id": {len(written)} padded user_id(s) (surrounding whitespace): {listed}' in message
+
+
+def staged_tables(conn, run_id: str) -> set[str]:
+    """The tables the run's staging schema holds (its manifest aside)."""
+    from streamflow import staging
+
+    return {name for (name,) in conn.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = %s AND table_name <> %s",
+        (staging.schema_for(run_id), staging.MANIFEST)).fetchall()}
+
+
+@pytest.mark.parametrize("pattern", ["  {}", "{} ", " {} "], ids=["leading", "trailing", "both"])
+@pytest.mark.parametrize("table_name", ["users", "labels"])
+def test_a_padded_key_on_first_load_is_refused(conn, seeds, tmp_path, table_name, pattern):
+    """The typed COPY doubts the key and gives way; the checked path refuses it, trimmed it is not."""
+    if table_name != "users":
+        apply_file(conn, table("users"), seeds / "month_000" / "users.csv")
+    before = live_hashes(conn)
+    conn.commit()
+    path, written = with_padded_keys(seeds / "month_000" / f"{table_name}.csv", tmp_path, {4: pattern})
+
+    with pytest.raises(ContractViolation) as caught:
+        apply_file(conn, table(table_name), path, run_id="test__padded_first_load")
+
+    assert_padded_refusal(caught.value, path, written)
+    assert live_hashes(conn) == before
+    assert conn.execute(f"SELECT count(*) FROM {table_name}").fetchone()[0] == 0
+    assert staged_tables(conn, "test__padded_first_load") == set()
+
+
+@pytest.fixture
+def month_000_loaded(conn, seeds, tmp_path, monkeypatch):
+    """month_000 loaded and stamped as a DAG run leaves it; the seeds dir a copy month_001 can be edited in."""
+    import shutil
+
+    from streamflow import pipeline, snapshots
+
+    for month in ("month_000", "month_001"):
+        shutil.copytree(seeds / month, tmp_path / "seeds" / month)
+    monkeypatch.setenv("STREAMFLOW_SEEDS_DIR", str(tmp_path / "seeds"))
+    run = pipeline.month_of("month_000")
+    pipeline.load_month(conn, run, "test__month_000")
+    snapshots.stamp(conn, run["as_of"])
+    conn.commit()
+    return tmp_path / "seeds"
+
+
+@pytest.mark.parametrize("table_name", ["users", "labels"])
+def test_a_padded_key_in_a_later_month_is_refused_not_merged_into_the_known_user(conn, month_000_loaded,
+                                                                                 table_name):
+    """month_001's file with one known user_id padded: refused, a `failed` ledger row, nothing
+    staged or live changed; the same file unpadded then takes the typed COPY."""
+    from streamflow import pipeline
+
+    month_dir = month_000_loaded / "month_001"
+    original = (month_dir / f"{table_name}.csv").read_bytes()
+    path, written = with_padded_keys(month_dir / f"{table_name}.csv", month_dir, {4: "{} ", 9: "   {}"})
+    known = {value.strip() for value in written.values()}
+    assert conn.execute("SELECT count(*) FROM users WHERE user_id = ANY(%s)", (list(known),)).fetchone()[0] == 2
+    before = live_hashes(conn)
+    conn.commit()
+    run = pipeline.month_of("month_001")
+
+    with pytest.raises(ContractViolation) as caught:
+        pipeline.stage_table(conn, table_name, run, "test__padded_month_001")
+
+    assert_padded_refusal(caught.value, path, written)
+    assert live_hashes(conn) == before
+    assert staged_tables(conn, "test__padded_month_001") == set()
+    ledger = conn.execute("SELECT status, error FROM ingestion_ledger WHERE run_id = %s AND table_name = %s",
+                          ("test__padded_month_001", table_name)).fetchall()
+    assert ledger == [("failed", str(caught.value))]
+    conn.commit()
+
+    path.write_bytes(original)
+    assert pipeline.stage_table(conn, table_name, run, "test__padded_month_001")["method"] == "copy"
+
+
+def test_every_padded_key_is_counted_and_named_up_to_the_sample_limit(conn, seeds, tmp_path):
+    from streamflow.diagnosis import SAMPLE_LIMIT
+
+    load_month(conn, seeds, "month_000")
+    before = live_hashes(conn)
+    conn.commit()
+    padded_lines = range(2, 2 + SAMPLE_LIMIT + 2)
+    path, written = with_padded_keys(seeds / "month_001" / "subscriptions.csv", tmp_path,
+                                     {line: " {}" if line % 2 else "{}  " for line in padded_lines})
+
+    with pytest.raises(ContractViolation) as caught:
+        apply_file(conn, table("subscriptions"), path)
+
+    sampled = dict(sorted(written.items())[:SAMPLE_LIMIT])
+    listed = ", ".join(f"line {line} {value!r}" for line, value in sampled.items())
+    assert f'column "user_id": {len(written)} padded user_id(s) (surrounding whitespace): {listed}' in str(caught.value)
+    assert f"line {max(padded_lines)} " not in str(caught.value)
+    assert live_hashes(conn) == before
 
 
 @pytest.mark.parametrize("signup_date", ["2022-02-05", " 2022-02-05 ", ""])
