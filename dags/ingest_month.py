@@ -10,10 +10,13 @@ the month the run covers (`month_000` = January 2024). A month is published whol
   (`airflow backfill create --dag-id ingest_month --from-date 2024-01-01 --to-date 2024-02-29
   --max-active-runs 1`).
 * **Manual:** trigger with `{"month": "month_001"}`; `as_of` follows from the month.
-* **A failed validation** fails the run before anything is published: the live tables keep the
+* **A failed validation** (a row rule, or a check of the month's figures against the months
+  published before) fails the run before anything is published: the live tables keep the
   previous month. The `validate.<table>` task log lists each failed expectation with counts and
   sample user_ids and links to the **Validation** tab; every failing user_id is in the table
-  `validation_failing_keys`. Fix the file, then clear the run (or trigger the month again).
+  `validation_failing_keys`. Fix the file, then clear the run (or trigger the month again). A
+  month that really changed: trigger it with `{"accept": ["<table>.<check>[.<column>]"]}` (the
+  ids the log gives); the ledger records what was accepted.
 * **Assets:** each `snapshot_<table>` updates its snapshot table's asset (`extra`: as_of, month,
   rows, validation summary); `training_set` runs when all five are updated. A replay of an older
   month skips them: frozen snapshots, no event.
@@ -35,6 +38,7 @@ from streamflow.airflow_glue import (
     warehouse_connection,
     warehouse_sqlalchemy_url,
 )
+from streamflow.history import CHECK_ID_PATTERN
 from streamflow.registry import DEPENDENT_TABLES, SNAPSHOTTED, TABLES, USERS
 from streamflow.snapshots import SNAPSHOT_POLICIES
 
@@ -64,6 +68,12 @@ from streamflow.snapshots import SNAPSHOT_POLICIES
             "restamp", type="string", enum=list(SNAPSHOT_POLICIES), title="If this as_of is already stamped",
             description="restamp: bring its snapshots up to the (corrected) live state; immutable: leave them.",
         ),
+        "accept": Param(
+            [], type="array", items={"type": "string", "pattern": CHECK_ID_PATTERN}, uniqueItems=True,
+            title="Accept these failed checks against history",
+            description="For a month that really changed: ids of failed checks (`<table>.<check>[.<column>]`, as the "
+                        "validate task's log names them) that this run publishes anyway; recorded in the ledger.",
+        ),
     },
 )
 def ingest_month():
@@ -75,7 +85,8 @@ def ingest_month():
         """#### Which month, which as_of; all six files present?"""
         from streamflow.pipeline import prepare_month
 
-        return prepare_month(params.get("month"), data_interval_end, params.get("snapshot_policy"))
+        return prepare_month(params.get("month"), data_interval_end, params.get("snapshot_policy"),
+                             params.get("accept"))
 
     @task
     def ensure_schema() -> list[str]:
