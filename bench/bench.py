@@ -176,7 +176,9 @@ def phase_course(args: dict) -> dict:
 
 
 def phase_validate(args: dict) -> dict:
-    """Every expectation suite on every row of the six live tables (GX inside PostgreSQL)."""
+    """Every expectation suite on every row of the six live tables (GX inside PostgreSQL), then the
+    month-level audit the DAG adds to it: figures computed, kept (with the user_ids), judged against a
+    previous month (a user_id set of the same size is kept first, untimed, as the month before's)."""
     t0 = time.perf_counter()
     import great_expectations  # noqa: F401 - imported once, timed apart from the validation itself
 
@@ -192,8 +194,39 @@ def phase_validate(args: dict) -> dict:
         failed += [f"{o.table}: {o.expectation} {o.column or ''} {o.error or ''}" for o in outcomes if not o.success]
         per_table[table.name] = {"s": time.perf_counter() - t1, "expectations": len(outcomes),
                                  "rows": max((o.element_count or 0) for o in outcomes)}
-    return {"s": time.perf_counter() - started, "import_s": import_s, "tables": per_table, "failed": failed,
-            "rows": sum(t["rows"] for t in per_table.values())}
+    row_rules_s = time.perf_counter() - started
+    figures_s = _month_figures(args["conninfo"], per_table) if args.get("conninfo") else None
+    return {"s": row_rules_s, "import_s": import_s, "tables": per_table, "failed": failed,
+            "rows": sum(t["rows"] for t in per_table.values()), "figures_s": figures_s}
+
+
+def _month_figures(conninfo: str, per_table: dict) -> float:
+    """Seconds of `pipeline.audit_figures`' work on the six live tables: compute, keep, judge."""
+    import psycopg
+    from psycopg import sql
+
+    from streamflow import history, metrics
+    from streamflow.registry import KEY, TABLES
+
+    as_of, run = "2024-02-29", {"run_id": "bench__figures", "month": "month_001", "as_of": "2024-02-29"}
+    total = 0.0
+    with psycopg.connect(conninfo) as conn:
+        for table in TABLES:
+            live = sql.Identifier(table.name)
+            with conn.transaction():
+                conn.execute(sql.SQL("INSERT INTO validation_keysets (run_id, as_of, table_name, user_ids)"
+                                     " SELECT 'bench__previous', '2024-01-31', %s, array_agg({}) FROM {}"
+                                     " ON CONFLICT DO NOTHING").format(sql.Identifier(KEY), live), (table.name,))
+            t0 = time.perf_counter()
+            with conn.transaction():
+                figures = metrics.compute(conn, table, live, as_of, ("2024-01-31", "bench__previous"))
+                metrics.history(conn, table.name, as_of)
+            metrics.record(conn, run, figures, live)
+            outcomes = history.evaluate(table, figures, [figures])
+            per_table[table.name]["figures_s"] = time.perf_counter() - t0
+            per_table[table.name]["checks"] = len(outcomes)
+            total += per_table[table.name]["figures_s"]
+    return total
 
 
 def phase_snapshot(args: dict) -> dict:
@@ -1107,6 +1140,8 @@ def report(n: int, data: Path, server: Server, m: dict, skip_course: bool, skip_
     rss = max((m[k].rss_mb for k in ("upsert_first", "upsert_next", "upsert_same") if m.get(k)), default=None)
     dag_month = dag[NEXT].wall_s if dag.get(NEXT) and dag[NEXT].ok and not dag.get("parameters") else None
     snap_s = s("snapshot")
+    figures_s = m["validate"].result.get("figures_s") if m.get("validate") and m["validate"].ok else None
+    with_figures = s("validate") + figures_s if figures_s is not None else None
     parse = dag["parse"].s if dag.get("parse") and dag["parse"].ok else None
 
     def cpu(key):
@@ -1131,6 +1166,9 @@ def report(n: int, data: Path, server: Server, m: dict, skip_course: bool, skip_
          + (f"; CPU {fmt(dag_cpu, 1)} s / {cores} cores: >= {fmt(dag_cpu / cores, 1)} s of wall" if dag_cpu else "")
          + (f" ({dag['parameters']})" if dag.get("parameters") else "")),
         ("peak RSS of an upsert process < 256 MB", rss, lambda v: v < 256, "MB", ""),
+        ("validation with the month figures <= 1.3x rows alone", ratio(with_figures, s("validate")),
+         lambda v: v <= 1.3, "x", f"row rules {fmt(s('validate'))} s + figures and checks against history "
+                                  f"{fmt(figures_s)} s = {fmt(with_figures)} s"),
         ("validation, six tables, every row < 15 s", s("validate"), lambda v: v < 15, "s",
          f"with work_mem {VALIDATION_RETRY_WORK_MEM}: {fmt(s('validate_more_memory'))} s" if m.get("validate_more_memory") else ""),
         ("stamping five snapshots < 30 s", snap_s, lambda v: v < 30, "s", ""),
@@ -1157,7 +1195,8 @@ def report(n: int, data: Path, server: Server, m: dict, skip_course: bool, skip_
     return (f"BENCH n={n} upsert_s={fmt(upsert_s)} course_s={fmt(None if skip_course else course_next)} "
             f"copy_floor_s={fmt(floor_s)} speedup_vs_course={fmt(ratio(course_next, upsert_next))} "
             f"vs_floor={fmt(ratio(upsert_s, floor_s))} reload_unchanged_s={fmt(same_s)} "
-            f"peak_rss_mb={fmt(rss, 0)} validate_s={fmt(s('validate'))} snapshot_s={fmt(snap_s)} "
+            f"peak_rss_mb={fmt(rss, 0)} validate_s={fmt(s('validate'))} validate_figures_s={fmt(with_figures)} "
+            f"snapshot_s={fmt(snap_s)} "
             f"dag_month_s={fmt(None if skip_dag else dag_month)} months={len(per_month_history)} "
             f"history_n={fmt(history.result['n'] if per_month_history else None)} "
             f"month_growth={fmt(history_growth(per_month_history, 'first'))} "
@@ -1238,7 +1277,8 @@ def main() -> int:
         server.checkpoint()
         timeout = os.environ.get("BENCH_VALIDATE_TIMEOUT") or "120s"
         m["validate"] = phase("validation, six tables", "validate",
-                              {"url": with_options(upsert_db, f"-c statement_timeout={timeout}")}, env)
+                              {"url": with_options(upsert_db, f"-c statement_timeout={timeout}"),
+                               "conninfo": upsert_db.conninfo()}, env)
         dag_parameters = {}
         if not m["validate"].ok:
             # Show why, then measure what validation (and the DAG) would take with memory enough for the plan.

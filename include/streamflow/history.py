@@ -186,9 +186,11 @@ def _judge(table: Table, spec: dict, this: TableMetrics, earlier: list[TableMetr
     skipped = None
     if previous is None:
         skipped = f"no month published before as_of {this.as_of} with recorded figures: nothing to compare with"
-    elif value is None or _nan(value):
+    elif value is None:
         skipped = (f"the previous month's user_ids are not kept (as_of {previous.as_of})" if not check.per_column
                    else f"no {check.metric} this month (every value NULL)")
+    elif _nan(value):  # a NaN cell (the row rules' bounds refuse it): no figure to judge
+        skipped = f"{check.metric} is not a number this month (a NaN in the column)"
     elif check.judge is not None and (not known or known[-1][0] != previous.as_of):
         skipped = f"no {check.metric} in the previous month (as_of {previous.as_of})"
     verdict = Verdict(True, "", skipped)
@@ -202,7 +204,7 @@ def _judge(table: Table, spec: dict, this: TableMetrics, earlier: list[TableMetr
     severity = spec.get("severity", "fail")
     accepted = not verdict.success and severity == "fail" and ident in accept
     figures = {
-        "check_id": ident, "check": check.name, "metric": check.metric, "this": value,
+        "check_id": ident, "check": check.name, "metric": check.metric, "this": None if _nan(value) else value,
         "previous": known[-1][1] if known else None, "previous_as_of": known[-1][0] if known else None,
         "bound": verdict.bound, "history": [{"as_of": as_of, "value": v} for as_of, v in known],
         "skipped": verdict.skipped, "accepted": accepted, "as_of": this.as_of,
@@ -214,7 +216,8 @@ def _judge(table: Table, spec: dict, this: TableMetrics, earlier: list[TableMetr
 
 
 def _nan(value: Any) -> bool:
-    return isinstance(value, float) and math.isnan(value)
+    """NaN or an infinity: no JSON for it (figures are stored as jsonb), no order to judge by."""
+    return isinstance(value, float) and not math.isfinite(value)
 
 
 def unknown_accepts(accept: list[str] | tuple[str, ...]) -> list[str]:

@@ -47,7 +47,8 @@ def test_stamp_extras_say_what_was_stamped_and_when_nothing_could_be(conn, seeds
         assert (extra["as_of"], extra["month"], extra["rows"]) == ("2024-01-31", "month_000", ROWS)
         assert (extra["inserted"], extra["updated"], extra["dropped"], extra["changed"], extra["frozen"]) == (
             ROWS, 0, 0, True, False)
-        assert extra["validation"] == {"tables": 0, "expectations": 0, "passed": 0, "failed": 0}  # none recorded
+        assert extra["validation"] == {"tables": 0, "expectations": 0, "passed": 0, "failed": 0,
+                                       "warnings": 0}  # none recorded
 
     again = stamp_all(conn, january)  # the latest month re-run with the same files
     assert {(e["rows"], e["changed"], e["frozen"]) for e in again.values()} == {(ROWS, False, False)}

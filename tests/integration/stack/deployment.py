@@ -100,11 +100,36 @@ def deployed(pg_server, work: Path, seeds: Path, warehouse_server=None, **extra_
         drop_database(warehouse_server, warehouse_db)
 
 
+#: The column of month_002's usage_agg_30d.csv left blank on every other line: a month-level damage
+#: (its null fraction jumps) that no row rule sees.
+BLANKED_COLUMN = "unique_devices_30d"
+
+
 def seeds_with_a_bad_month(source: Path, target: Path) -> list[str]:
-    """Copy month_000/month_001; month_002 = month_001 with watch_hours_30d negated for 3 users."""
+    """Copy month_000/month_001; month_002 = month_001 with watch_hours_30d negated for 3 users (a row
+    rule fails) and BLANKED_COLUMN blank on every other line (a check against history fails)."""
     for month in ("month_000", "month_001"):
         shutil.copytree(source / month, target / month)
-    return copy_month_with_negative_watch_hours(source / "month_001", target / "month_002")
+    broken = copy_month_with_negative_watch_hours(source / "month_001", target / "month_002")
+    usage = target / "month_002" / "usage_agg_30d.csv"
+    header, *lines = usage.read_text(encoding="utf-8").splitlines(keepends=True)
+    at = header.rstrip("\n").split(",").index(BLANKED_COLUMN)
+    for index in range(0, len(lines), 2):
+        fields = lines[index].rstrip("\n").split(",")
+        fields[at] = ""
+        lines[index] = ",".join(fields) + "\n"
+    usage.write_text(header + "".join(lines), encoding="utf-8")
+    return broken
+
+
+def usage_verdict(deployment: Deployment, run_id: str) -> str:
+    """The Validation view's verdict of usage_agg_30d in a run, from the outcomes the warehouse keeps."""
+    total, passed, failed, skipped = deployment.warehouse.execute(
+        "SELECT count(*), count(*) FILTER (WHERE success AND figures->>'skipped' IS NULL),"
+        " count(*) FILTER (WHERE NOT success), count(*) FILTER (WHERE figures->>'skipped' IS NOT NULL)"
+        " FROM validation_results WHERE run_id = %s AND table_name = 'usage_agg_30d'", (run_id,)).fetchone()
+    assert (failed, skipped) == (2, 5)  # the z-scores want three months before this one: January and February
+    return f"{passed}/{total} expectations passed, {failed} failed, {skipped} skipped"
 
 
 def runs(deployment: Deployment, dag_id: str = DAG_ID) -> list[dict[str, Any]]:

@@ -29,6 +29,7 @@ from streamflow.registry import SNAPSHOTTED, TABLES
 from streamflow_dev import checks
 from streamflow_dev.stack import DAG_ID, TRAINING_DAG_ID
 from tests.integration.stack.deployment import (
+    BLANKED_COLUMN,
     FEBRUARY_RUN,
     FINISHED,
     JANUARY_RUN,
@@ -42,6 +43,7 @@ from tests.integration.stack.deployment import (
     runs,
     task_states,
     trigger,
+    usage_verdict,
     wait,
     wait_for_run,
     wait_for_training_runs,
@@ -264,6 +266,9 @@ def test_failed_validation_is_named_in_the_task_log_and_builds_no_training_set(d
     log = api_log(deployment, run["run_id"], "validate.usage_agg_30d", 1)
     assert "FAILED usage_agg_30d.watch_hours_30d: expect_column_values_to_be_between" in log
     assert "unexpected: 3 of 7043 rows" in log
+    # The month-level damage: half of unique_devices_30d blank, against January's and February's 0.
+    assert f"FAILED usage_agg_30d.{BLANKED_COLUMN}: null fraction against the previous month" in log
+    assert "null_fraction: this month 0.5001 (as_of 2024-03-31), previous month 0 (as_of 2024-02-29)" in log
     for user in deployment.broken_users:
         assert user in log
     # The log links to the validation view, which the API server serves from validation_results.
@@ -271,8 +276,8 @@ def test_failed_validation_is_named_in_the_task_log_and_builds_no_training_set(d
     assert f"Validation view: {link}" in log.replace("localhost", "127.0.0.1")
     page = deployment.api.get(link.removeprefix(deployment.url), headers={"Accept": "text/html"})
     assert page.status_code == 200, page.text
-    assert "usage_agg_30d: 9/10 expectations passed, 1 failed" in page.text
-    assert page.text.count("<tr class='fail'>") == 1
+    assert f"usage_agg_30d: {usage_verdict(deployment, run['run_id'])}" in page.text
+    assert page.text.count("<tr class='fail'>") == 2
 
     # No snapshot stamped for 2024-03-31, so no asset event and no training set; the outcome is kept.
     found = checks.collect(deployment.warehouse)
@@ -282,8 +287,10 @@ def test_failed_validation_is_named_in_the_task_log_and_builds_no_training_set(d
     assert set(found["training_sets"]) == {"2024-01-31", "2024-02-29"}
     assert all(r["state"] in FINISHED for r in runs(deployment, TRAINING_DAG_ID))
     assert deployment.warehouse.execute(
-        "SELECT as_of::text, column_name, unexpected_count FROM validation_results WHERE run_id = %s AND NOT success",
-        (run["run_id"],)).fetchall() == [("2024-03-31", "watch_hours_30d", 3)]
+        "SELECT as_of::text, column_name, unexpected_count FROM validation_results WHERE run_id = %s AND NOT success"
+        " ORDER BY id", (run["run_id"],)).fetchall() == [("2024-03-31", "watch_hours_30d", 3),
+                                                          ("2024-03-31", BLANKED_COLUMN, None)]
+
 
 
 # ----------------------------------------------------------------------------------------- helpers

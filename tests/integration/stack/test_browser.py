@@ -12,7 +12,7 @@ from urllib.parse import quote
 import pytest
 
 from streamflow_dev.stack import DAG_ID
-from tests.integration.stack.deployment import ROWS
+from tests.integration.stack.deployment import BLANKED_COLUMN, ROWS, usage_verdict
 
 pytestmark = pytest.mark.airflow
 
@@ -24,24 +24,41 @@ def test_task_instance_validation_tab_shows_the_failing_expectation(deployment, 
     page.get_by_role("link", name="Validation", exact=True).click()
 
     view = page.frame_locator("iframe[title='Validation']")
-    expect(view.locator("h2")).to_have_text("usage_agg_30d: 9/10 expectations passed, 1 failed")
+    verdict = usage_verdict(deployment, run_id)
+    expect(view.locator("h2")).to_have_text(f"usage_agg_30d: {verdict}")
     failing = view.locator("tr.fail")
-    expect(failing).to_have_count(1)
-    for text in ("FAIL", "expect_column_values_to_be_between", "watch_hours_30d", "max_value=720, min_value=0",
-                 f"3 of {ROWS} rows", "course rule (>= 0)", *deployment.broken_users):
-        expect(failing).to_contain_text(text)
-    expect(view.locator("tr.pass")).to_have_count(9)
-    page.screenshot(path=tmp_path / "task-instance-validation.png")
+    expect(failing).to_have_count(2)
+    row_rule = failing.filter(has_text="expect_column_values_to_be_between")
+    for text in ("FAIL", "watch_hours_30d", "max_value=720, min_value=0", f"3 of {ROWS} rows", "course rule (>= 0)",
+                 *deployment.broken_users):
+        expect(row_rule).to_contain_text(text)
+    # The month-level failure: this month's figure, February's, the bound, and a trend over the months.
+    history_check = failing.filter(has_text="null_fraction_jump")
+    for text in (BLANKED_COLUMN, "0.5001", "previous (2024-02-29): 0", "at most 0.1 above the previous month"):
+        expect(history_check).to_contain_text(text)
+    trend = history_check.locator("svg")
+    expect(trend).to_have_count(1)
+    expect(trend.locator("title")).to_have_text("null_fraction by as_of: 2024-01-31 0, 2024-02-29 0, 2024-03-31 0.5001")
+    passed = int(verdict.split("/")[0])
+    expect(view.locator("tr.pass")).to_have_count(passed)
+    history_check.scroll_into_view_if_needed()
+    page.screenshot(path=tmp_path / "task-instance-validation.png", full_page=True)
 
 
 def test_dag_run_validation_tab_shows_every_table_of_the_run(deployment, failed_validation_run, page, tmp_path):
     from playwright.sync_api import expect
 
-    page.goto(f"{deployment.url}/dags/{DAG_ID}/runs/{quote(failed_validation_run['run_id'], safe='')}")
+    run_id = failed_validation_run["run_id"]
+    page.goto(f"{deployment.url}/dags/{DAG_ID}/runs/{quote(run_id, safe='')}")
     page.get_by_role("link", name="Validation", exact=True).click()
 
     view = page.frame_locator("iframe[title='Validation']")
     expect(view.locator("h2")).to_have_count(6)
-    expect(view.locator("h2.failed")).to_have_text(["usage_agg_30d: 9/10 expectations passed, 1 failed"])
-    expect(view.locator("tr.fail")).to_have_count(1)
+    expect(view.locator("h2.failed")).to_have_text([f"usage_agg_30d: {usage_verdict(deployment, run_id)}"])
+    expect(view.locator("tr.fail")).to_have_count(2)
+    # One line per table: the blocking one first, the other five passed.
+    summary = view.locator("ul.summary li")
+    expect(summary).to_have_count(6)
+    expect(summary.first).to_contain_text("usage_agg_30d:")
+    expect(summary.first).to_contain_text("2 failed (blocks the publish)")
     page.screenshot(path=tmp_path / "dag-run-validation.png")
