@@ -397,6 +397,8 @@ def test_a_warn_level_check_is_recorded_and_logged_and_the_month_publishes(conn,
         validation.suites_file.cache_clear()
     assert "WARNING labels.churn_label: mean against the previous month" in caplog.text
     assert "1 warning(s)" in caplog.text
+    summary = pipeline.validation_summary(conn, "manual__churn_warned")
+    assert (summary["failed"], summary["warnings"]) == (0, 1)
     assert conn.execute("SELECT count(*) FILTER (WHERE churn_label) FROM labels WHERE user_id IS NOT NULL"
                         ).fetchone() == (1701 + 1500,)
     assert conn.execute(
