@@ -56,3 +56,29 @@ LANGUAGE sql STABLE AS $$
   ) AS published
   ORDER BY published.as_of DESC LIMIT max_months
 $$;
+
+-- The users of the month a staging schema holds: its staged users.csv; when that file is a replay
+-- (staged empty: the very file the month was published from), the user_ids kept from it; for a
+-- month published before user_ids were kept, the live users. What the coverage expectation
+-- (validation.coverage_query) requires a row of in each of the month's other files.
+CREATE OR REPLACE FUNCTION streamflow_month_users(staging_schema TEXT) RETURNS TABLE (user_id TEXT)
+LANGUAGE plpgsql STABLE ROWS 100000 AS $$
+DECLARE
+  staged_month TEXT;
+BEGIN
+  RETURN QUERY EXECUTE format('SELECT user_id FROM %I.users', staging_schema);
+  IF FOUND THEN
+    RETURN;
+  END IF;
+  EXECUTE format('SELECT month FROM %I.staged_files WHERE table_name = %L', staging_schema, 'users')
+    INTO staged_month;
+  RETURN QUERY
+    SELECT unnest(k.user_ids) FROM validation_keysets AS k
+    WHERE k.table_name = 'users' AND k.run_id = (
+      SELECT l.run_id FROM ingestion_ledger AS l
+      WHERE l.table_name = 'users' AND l.status = 'loaded' AND l.month = staged_month ORDER BY l.id DESC LIMIT 1);
+  IF FOUND THEN
+    RETURN;
+  END IF;
+  RETURN QUERY SELECT u.user_id FROM users AS u;
+END $$;

@@ -52,8 +52,12 @@ class Check:
     metric: str
     per_column: bool
     types: tuple[str, ...]  # the column types an `every_column` entry applies it to
-    describe: Callable[[dict], str]
-    judge: Callable[[dict, Any, list[Any]], Verdict]  # (kwargs, this month's figure, earlier figures oldest first)
+    description: str
+    # (kwargs, this month's figure, earlier months' figures oldest first, this month's figures) -> Verdict
+    judge: Callable[[dict, Any, list[Any], TableMetrics], Verdict]
+    # False: judged against this month's own counts (users left or joined against last month's users),
+    # so a previous month without the figure (the first one has no users_left) does not skip it.
+    needs_previous_figure: bool = True
 
 
 def _figure(value: Any) -> str:
@@ -62,26 +66,27 @@ def _figure(value: Any) -> str:
     return str(value)
 
 
-def _ratio(kwargs: dict, this: Any, earlier: list[Any]) -> Verdict:
+def _ratio(kwargs: dict, this: Any, earlier: list[Any], month: TableMetrics) -> Verdict:
     previous = earlier[-1]
     low, high = previous * kwargs["min_ratio"], previous * kwargs["max_ratio"]
     bound = f"{kwargs['min_ratio']}x..{kwargs['max_ratio']}x of the previous month ({_figure(low)}..{_figure(high)})"
     return Verdict(low <= this <= high, bound)
 
 
-def _share_of_previous_users(kwargs: dict, this: Any, earlier: list[Any], users: int) -> Verdict:
+def _share_of_previous_users(kwargs: dict, this: Any, earlier: list[Any], month: TableMetrics) -> Verdict:
+    users = (month.users_left or 0) + (month.users_kept or 0)  # last month's file: who left and who stayed
     most = kwargs["max_fraction"] * users
     return Verdict(this <= most, f"at most {kwargs['max_fraction']:.0%} of the previous month's {users} users "
                                  f"({_figure(most)})")
 
 
-def _null_fraction_jump(kwargs: dict, this: Any, earlier: list[Any]) -> Verdict:
+def _null_fraction_jump(kwargs: dict, this: Any, earlier: list[Any], month: TableMetrics) -> Verdict:
     most = earlier[-1] + kwargs["max_increase"]
     return Verdict(this <= most, f"at most {_figure(kwargs['max_increase'])} above the previous month "
                                  f"({_figure(min(most, 1.0))})")
 
 
-def _single_value(kwargs: dict, this: Any, earlier: list[Any]) -> Verdict:
+def _single_value(kwargs: dict, this: Any, earlier: list[Any], month: TableMetrics) -> Verdict:
     previous = earlier[-1]
     if previous <= 1:
         return Verdict(True, "more than one value, as the previous month had",
@@ -89,7 +94,7 @@ def _single_value(kwargs: dict, this: Any, earlier: list[Any]) -> Verdict:
     return Verdict(this != 1, f"more than one value (the previous month had {previous})")
 
 
-def _mean_change(kwargs: dict, this: Any, earlier: list[Any]) -> Verdict:
+def _mean_change(kwargs: dict, this: Any, earlier: list[Any], month: TableMetrics) -> Verdict:
     previous = earlier[-1]
     if "max_abs_change" in kwargs:
         most = kwargs["max_abs_change"]
@@ -100,13 +105,13 @@ def _mean_change(kwargs: dict, this: Any, earlier: list[Any]) -> Verdict:
     return Verdict(abs(this - previous) <= most, f"{text} ({_figure(previous - most)}..{_figure(previous + most)})")
 
 
-def _stddev_change(kwargs: dict, this: Any, earlier: list[Any]) -> Verdict:
+def _stddev_change(kwargs: dict, this: Any, earlier: list[Any], month: TableMetrics) -> Verdict:
     previous, ratio = earlier[-1], kwargs["max_ratio"]
     low, high = previous / ratio, previous * ratio
     return Verdict(low <= this <= high, f"1/{ratio}x..{ratio}x of the previous month ({_figure(low)}..{_figure(high)})")
 
 
-def _mean_zscore(kwargs: dict, this: Any, earlier: list[Any]) -> Verdict:
+def _mean_zscore(kwargs: dict, this: Any, earlier: list[Any], month: TableMetrics) -> Verdict:
     window = earlier[-kwargs.get("months", len(earlier)):]
     if len(window) < kwargs["min_months"]:
         return Verdict(True, f"|z| <= {kwargs['max_z']}", skipped=f"needs {kwargs['min_months']} published months "
@@ -121,18 +126,18 @@ def _mean_zscore(kwargs: dict, this: Any, earlier: list[Any]) -> Verdict:
 
 
 CHECKS: dict[str, Check] = {c.name: c for c in (
-    Check("rows_change", "rows", False, (), lambda k: "rows against the previous month", _ratio),
-    # users_left/users_joined are judged against the previous month's users (see _judge).
-    Check("users_left", "users_left", False, (), lambda k: "users who left since the previous month", None),
-    Check("users_joined", "users_joined", False, (), lambda k: "users who joined since the previous month", None),
+    Check("rows_change", "rows", False, (), "rows against the previous month", _ratio),
+    Check("users_left", "users_left", False, (), "users who left since the previous month",
+          _share_of_previous_users, needs_previous_figure=False),
+    Check("users_joined", "users_joined", False, (), "users who joined since the previous month",
+          _share_of_previous_users, needs_previous_figure=False),
     Check("null_fraction_jump", "null_fraction", True, ("text", "date", "boolean", *_NUMBERS),
-          lambda k: "null fraction against the previous month", _null_fraction_jump),
+          "null fraction against the previous month", _null_fraction_jump),
     Check("single_value", "distinct_count", True, ("text", "date", "boolean", *_NUMBERS),
-          lambda k: "distinct values: not collapsed to one", _single_value),
-    Check("mean_change", "mean", True, _NUMBERS, lambda k: "mean against the previous month", _mean_change),
-    Check("stddev_change", "stddev", True, _NUMBERS, lambda k: "standard deviation against the previous month",
-          _stddev_change),
-    Check("mean_zscore", "mean", True, _NUMBERS, lambda k: "mean against the trailing months (z-score)", _mean_zscore),
+          "distinct values: not collapsed to one", _single_value),
+    Check("mean_change", "mean", True, _NUMBERS, "mean against the previous month", _mean_change),
+    Check("stddev_change", "stddev", True, _NUMBERS, "standard deviation against the previous month", _stddev_change),
+    Check("mean_zscore", "mean", True, _NUMBERS, "mean against the trailing months (z-score)", _mean_zscore),
 )}
 
 
@@ -191,16 +196,11 @@ def _judge(table: Table, spec: dict, this: TableMetrics, earlier: list[TableMetr
                    else f"no {check.metric} this month (every value NULL)")
     elif _nan(value):  # a NaN cell (the row rules' bounds refuse it): no figure to judge
         skipped = f"{check.metric} is not a number this month (a NaN in the column)"
-    elif check.judge is not None and (not known or known[-1][0] != previous.as_of):
+    elif check.needs_previous_figure and (not known or known[-1][0] != previous.as_of):
         skipped = f"no {check.metric} in the previous month (as_of {previous.as_of})"
     verdict = Verdict(True, "", skipped)
     if skipped is None:
-        earlier_values = [v for _, v in known]
-        if check.judge is None:  # users_left / users_joined: a share of the previous month's users
-            users = (this.users_left or 0) + (this.users_kept or 0)
-            verdict = _share_of_previous_users(kwargs, value, earlier_values, users)
-        else:
-            verdict = check.judge(kwargs, value, earlier_values)
+        verdict = check.judge(kwargs, value, [v for _, v in known], this)
     severity = spec.get("severity", "fail")
     accepted = not verdict.success and severity == "fail" and ident in accept
     figures = {
@@ -210,7 +210,7 @@ def _judge(table: Table, spec: dict, this: TableMetrics, earlier: list[TableMetr
         "skipped": verdict.skipped, "accepted": accepted, "as_of": this.as_of,
     }
     return Outcome(
-        table=table.name, expectation=check.describe(kwargs), column=column, kwargs=kwargs,
+        table=table.name, expectation=check.description, column=column, kwargs=kwargs,
         success=verdict.success, why=spec.get("why", ""), expectation_type=check.name,
         severity="warn" if accepted else severity, figures=figures)
 

@@ -10,6 +10,7 @@ with the figures of the months published before it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
@@ -79,7 +80,7 @@ def compute(conn: psycopg.Connection, table: Table, batch: sql.Composable, as_of
         value = sql.Identifier(column.name)
         as_number = sql.SQL("{}::int").format(value) if column.pg_type == "boolean" else value
         aggregates += [sql.SQL("count({})").format(value), sql.SQL("count(DISTINCT {})").format(value)]
-        if column.pg_type == "boolean":  # no min/max for booleans: false < true
+        if column.pg_type == "boolean":  # PostgreSQL has no min/max(boolean): bool_and is the min, bool_or the max
             aggregates += [sql.SQL("bool_and({})::text").format(value), sql.SQL("bool_or({})::text").format(value)]
         else:
             collate = sql.SQL(' COLLATE "C"') if column.pg_type == "text" else sql.SQL("")
@@ -100,7 +101,7 @@ def compute(conn: psycopg.Connection, table: Table, batch: sql.Composable, as_of
     counted = [c.name for c in measured
                if c.pg_type in ("text", "boolean") and columns[c.name].distinct_count <= FREQUENCY_LIMIT]
     for name, frequencies in _frequencies(conn, batch, counted).items():
-        columns[name] = _replace(columns[name], frequencies=frequencies)
+        columns[name] = dataclasses.replace(columns[name], frequencies=frequencies)
     joined = left = kept = None
     if previous is not None:  # one hash full join, in the server: the set never comes to Python
         joined, left, kept = conn.execute(sql.SQL(
@@ -111,12 +112,6 @@ def compute(conn: psycopg.Connection, table: Table, batch: sql.Composable, as_of
         ).format(key=sql.Identifier(KEY), batch=batch), (previous[1], table.name)).fetchone()
     return TableMetrics(table=table.name, as_of=as_of, rows=rows, columns=columns, users_joined=joined,
                         users_left=left, users_kept=kept, previous_as_of=previous[0] if previous else None)
-
-
-def _replace(metrics: ColumnMetrics, **changes: Any) -> ColumnMetrics:
-    import dataclasses
-
-    return dataclasses.replace(metrics, **changes)
 
 
 def _frequencies(conn: psycopg.Connection, batch: sql.Composable, names: list[str]) -> dict[str, dict[str, int]]:

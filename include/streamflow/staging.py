@@ -32,7 +32,8 @@ def schema_for(run_id: str) -> str:
     return SCHEMA_PREFIX + hashlib.sha256(run_id.encode()).hexdigest()[:16]
 
 
-def _checked(schema: str) -> str:
+def checked(schema: str) -> str:
+    """`schema` if it is a staging schema name; ValueError otherwise."""
     if not _SCHEMA_NAME.fullmatch(schema):
         raise ValueError(f"{schema!r} is not a staging schema name ({SCHEMA_PREFIX} + 16 hex digits)")
     return schema
@@ -42,7 +43,7 @@ def table_in(schema: str, name: str) -> sql.Identifier:
     """`schema.name`, quoted."""
     from psycopg import sql
 
-    return sql.Identifier(_checked(schema), name)
+    return sql.Identifier(checked(schema), name)
 
 
 def ensure(conn: psycopg.Connection, schema: str) -> None:
@@ -50,11 +51,11 @@ def ensure(conn: psycopg.Connection, schema: str) -> None:
     from psycopg import sql
 
     conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (_CREATE_LOCK,))
-    conn.execute(sql.SQL(MANIFEST_DDL.read_text(encoding="utf-8")).format(schema=sql.Identifier(_checked(schema))))
+    conn.execute(sql.SQL(MANIFEST_DDL.read_text(encoding="utf-8")).format(schema=sql.Identifier(checked(schema))))
 
 
 def exists(conn: psycopg.Connection, schema: str, table: str = MANIFEST) -> bool:
-    return conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f'"{_checked(schema)}"."{table}"',)).fetchone()[0]
+    return conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f'"{checked(schema)}"."{table}"',)).fetchone()[0]
 
 
 #: Why a run's staging can be gone though its upsert tasks succeeded.
@@ -107,7 +108,7 @@ def drop(conn: psycopg.Connection, schema: str) -> None:
     """Drop the whole staging area, in the caller's transaction."""
     from psycopg import sql
 
-    conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(_checked(schema))))
+    conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(checked(schema))))
 
 
 #: A staging area nobody wrote to for this long belongs to a run that failed and was not re-run:

@@ -16,6 +16,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from streamflow import staging
 from streamflow.errors import DataError
 from streamflow.registry import KEY, USERS, Table
 
@@ -80,8 +81,9 @@ def coverage_query(table: Table, schema: str | None = None) -> str:
     On a staged month (`schema`): every user of this month's users.csv must have a row in this
     month's file (a live row from an earlier month does not cover it), and every row must have a
     user, staged or already live. When users.csv is a replay (staged empty: the very file the
-    month was loaded from), this month's users are the live ones. One hash full join, both
-    directions at once; not NOT IN, which is quadratic past work_mem.
+    month was published from), this month's users are the user_ids kept from that file
+    (`streamflow_month_users`, sql/009). One hash full join, both directions at once; not NOT IN,
+    which is quadratic past work_mem.
     """
     users = _quoted(USERS)
     rows = f"SELECT {KEY} FROM {{batch}}"
@@ -90,9 +92,8 @@ def coverage_query(table: Table, schema: str | None = None) -> str:
                 f"CASE WHEN known.{KEY} IS NULL THEN 'a row without a user' ELSE 'a user without a row' END "
                 f"AS {COVERAGE_GAP} FROM {users} AS known FULL JOIN ({rows}) AS batch_rows "
                 f"ON batch_rows.{KEY} = known.{KEY} WHERE known.{KEY} IS NULL OR batch_rows.{KEY} IS NULL")
-    staged = _quoted(schema, USERS)
-    month_users = (f"SELECT {KEY} FROM {staged} UNION ALL SELECT {KEY} FROM {users}"
-                   f" WHERE NOT EXISTS (SELECT FROM {staged})")
+    # The schema is a checked staging name (16 hex digits), quoted as a literal: no input reaches it.
+    month_users = f"SELECT {KEY} FROM streamflow_month_users('{staging.checked(schema)}')"
     return (f"SELECT coalesce(month_users.{KEY}, batch_rows.{KEY}) AS {KEY}, "
             f"CASE WHEN month_users.{KEY} IS NULL THEN 'a row without a user' ELSE 'a user without a row' END "
             f"AS {COVERAGE_GAP} FROM ({month_users}) AS month_users FULL JOIN ({rows}) AS batch_rows "

@@ -407,3 +407,26 @@ def test_a_warn_level_check_is_recorded_and_logged_and_the_month_publishes(conn,
     history = metrics.history(conn, "labels", "2024-03-31")
     assert [m.as_of for m in history] == ["2024-01-31", "2024-02-29"]
     assert round(history[-1].columns["churn_label"].mean, 4) == round((1701 + 1500) / ROWS, 4)
+
+
+def test_a_rerun_whose_users_file_is_a_replay_covers_this_months_users_not_every_live_one(conn, january_alone):
+    """February without three of January's users (they left), published; then February again with one
+    label corrected: users.csv is a replay (staged empty), and this month's users are the ones of the
+    file February was published from (kept user_ids), not the live users, who include the three."""
+    url, folder = january_alone
+    leavers = {"7590-VHVEG", "5575-GNVDE", "3668-QPYBK"}
+    for t in TABLES:
+        rewrite(folder / t.file_name, lambda header, rows: (header, [r for r in rows if r[0] not in leavers]))
+    publish_validated(conn, url, FEBRUARY, "manual__february")
+    assert conn.execute("SELECT count(*) FROM users").fetchone() == (ROWS,)  # the leavers stay live
+
+    rewrite(folder / "labels.csv", set_column("churn_label", lambda i, old: ("True" if old == "False" else "False")
+                                              if i == 0 else old))
+    validated = publish_validated(conn, url, FEBRUARY, "manual__february_corrected")
+
+    assert set(validated) == {t.name for t in TABLES}
+    assert validated[USERS] == []  # a replay: nothing new to validate
+    coverage = next(o for o in validated["labels"] if o["expectation"].startswith("every user has a labels row"))
+    assert coverage["success"]
+    assert conn.execute("SELECT status, count(*) FROM ingestion_ledger WHERE run_id = 'manual__february_corrected'"
+                        " GROUP BY status ORDER BY status").fetchall() == [("loaded", 1), ("replayed", 5)]
