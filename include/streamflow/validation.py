@@ -277,16 +277,24 @@ def _shown(value: Any) -> str:
 
 
 def summarise(outcomes: list[Outcome]) -> str:
-    """The log text for one table: a block per failure and warning, one line for what passed and was skipped."""
+    """The log text for one table: its verdict (counted as the Validation view counts), then a block
+    per failure and warning, blocking failures first. Skipped checks against history are counted
+    with their reasons, not passed."""
+    from collections import Counter
+
     failed = [o for o in outcomes if not o.success]
-    passed = len(outcomes) - len(failed)
-    warnings = sum(not blocks_publish(o) for o in failed)
-    skipped = [o for o in outcomes if o.figures and o.figures.get("skipped")]
+    blocking = sum(map(blocks_publish, failed))
+    skipped = Counter(o.figures["skipped"] for o in outcomes if o.success and o.figures and o.figures["skipped"])
+    passed = len(outcomes) - len(failed) - sum(skipped.values())
     table = outcomes[0].table if outcomes else "?"
-    header = f"{table}: {passed}/{len(outcomes)} expectations passed" + (f", {warnings} warning(s)" if warnings else "")
+    header = f"{table}: {passed}/{len(outcomes)} expectations passed"
+    if blocking:
+        header += f", {blocking} failed"
+    if len(failed) > blocking:
+        header += f", {len(failed) - blocking} warning(s)"
     if skipped:
-        header += f"; {len(skipped)} check(s) against history skipped: {skipped[0].figures['skipped']}"
-    # Blocking failures first: what the reader of a failed task's log came for.
+        reasons = "; ".join(f"{count}: {reason}" for reason, count in skipped.most_common())
+        header += f", {sum(skipped.values())} skipped ({reasons})"
     return "\n".join([header, *map(describe_failure, sorted(failed, key=lambda o: not blocks_publish(o)))])
 
 

@@ -139,3 +139,14 @@ def test_a_nan_figure_is_skipped_and_stored_as_null():
     assert result.success
     assert result.figures["this"] is None
     assert result.figures["skipped"] == "mean is not a number this month (a NaN in the column)"
+
+
+def test_the_log_verdict_counts_like_the_view_and_groups_the_skip_reasons():
+    zscores = [usage_month(f"2024-0{m}-28") for m in (1, 2)]
+    outcomes = history.evaluate(USAGE, usage_month("2024-03-31", watch_nulls=0.5), zscores)
+    header = validation.summarise(outcomes).splitlines()[0]
+    total = len(outcomes)
+    assert header == (f"usage_agg_30d: {total - 6}/{total} expectations passed, 1 failed, 5 skipped "
+                      "(5: needs 3 published months before this one, has 2)")
+    assert validation.summarise(outcomes).splitlines()[1] == (
+        "FAILED usage_agg_30d.watch_hours_30d: null fraction against the previous month {\"max_increase\": 0.1}")
