@@ -1,6 +1,7 @@
 """`python -m streamflow_dev COMMAND`: what the Makefile targets run.
 
-Commands: db, run, airflow, airflow-cli ARGS..., dag-test MONTH, psql, reset, stop, checks.
+Commands: db, run, airflow, airflow-cli ARGS..., dag-test MONTH, psql, reset, stop, checks, feast-check,
+feast ARGS....
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import time
 from datetime import datetime, timedelta
 
 from streamflow import months
-from streamflow_dev import checks, env, pgserver
+from streamflow_dev import checks, env, feast, pgserver
 from streamflow_dev.stack import DAG_ID, FINISHED, TRAINING_DAG_ID, Stack
 
 RUN_TIMEOUT_S = 1800
@@ -236,11 +237,31 @@ def cmd_stop(_args) -> int:
     return 0
 
 
+def _feast_environment(values: dict[str, str], pg) -> dict[str, str]:
+    return feast.feast_environment(pg, values.get("POSTGRES_SSLMODE"), feast.feast_dir(values))
+
+
+def cmd_feast_check(_args) -> int:
+    """feast apply, then Feast's historical features at each stamped month end and mid-month, and its online
+    store, against training_examples; non-zero on any difference."""
+    values, pg = _warehouse()
+    return feast.run_check(_feast_environment(values, pg)).returncode
+
+
+def cmd_feast(args) -> int:
+    """Any `feast` CLI command on feature_repo/ with the warehouse settings: make feast ARGS="feature-views list"."""
+    values = env.settings()
+    pg = env.postgres_settings(values)
+    pgserver.ensure_server(pg, env.pgdata(values))
+    return feast.run_cli(_feast_environment(values, pg), *args.args)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m streamflow_dev", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     for name, handler in [("db", cmd_db), ("run", cmd_run), ("airflow", cmd_airflow), ("psql", cmd_psql),
-                          ("reset", cmd_reset), ("stop", cmd_stop), ("checks", cmd_checks)]:
+                          ("reset", cmd_reset), ("stop", cmd_stop), ("checks", cmd_checks),
+                          ("feast-check", cmd_feast_check)]:
         commands.add_parser(name, help=handler.__doc__).set_defaults(handler=handler)
     dag_test = commands.add_parser("dag-test", help=cmd_dag_test.__doc__)
     dag_test.add_argument("month", help="month folder, e.g. month_001")
@@ -248,6 +269,9 @@ def main(argv: list[str] | None = None) -> int:
     cli = commands.add_parser("airflow-cli", help=cmd_airflow_cli.__doc__)
     cli.add_argument("args", nargs=argparse.REMAINDER)
     cli.set_defaults(handler=cmd_airflow_cli)
+    feast_cli = commands.add_parser("feast", help=cmd_feast.__doc__)
+    feast_cli.add_argument("args", nargs=argparse.REMAINDER)
+    feast_cli.set_defaults(handler=cmd_feast)
     args = parser.parse_args(argv)
     return args.handler(args)
 
