@@ -81,12 +81,13 @@ checks: venv
 
 ## feast apply (feature_repo/), then Feast's historical features at each stamped month end and mid-month,
 ## and its online store, against training_examples (rows, churners, md5); non-zero on any difference.
+##   make feast-check [ARGS="--mid-month 2024-02-20T08:00:00+00:00 --report feast-check.json"]
 feast-check: venv feast-venv
-	$(LOCAL) feast-check
+	$(LOCAL) feast-check -- $(ARGS)
 
 ## Any Feast CLI command on feature_repo/ with the warehouse settings: make feast ARGS="feature-views list"
 feast: venv feast-venv
-	@$(LOCAL) feast $(ARGS)
+	@$(LOCAL) feast -- $(ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check .

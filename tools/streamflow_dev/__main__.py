@@ -1,7 +1,7 @@
 """`python -m streamflow_dev COMMAND`: what the Makefile targets run.
 
-Commands: db, run, airflow, airflow-cli ARGS..., dag-test MONTH, psql, reset, stop, checks, feast-check,
-feast ARGS....
+Commands: db, run, airflow, airflow-cli ARGS..., dag-test MONTH, psql, reset, stop, checks,
+feast-check [ARGS...], feast ARGS....
 """
 
 from __future__ import annotations
@@ -241,11 +241,16 @@ def _feast_environment(values: dict[str, str], pg) -> dict[str, str]:
     return feast.feast_environment(pg, values.get("POSTGRES_SSLMODE"), feast.feast_dir(values))
 
 
-def cmd_feast_check(_args) -> int:
+def _passed_on(args) -> list[str]:
+    """The arguments after `--` (the Makefile puts one first, so that `--report ...` is not read as ours)."""
+    return args.args[1:] if args.args[:1] == ["--"] else args.args
+
+
+def cmd_feast_check(args) -> int:
     """feast apply, then Feast's historical features at each stamped month end and mid-month, and its online
     store, against training_examples; non-zero on any difference."""
     values, pg = _warehouse()
-    return feast.run_check(_feast_environment(values, pg)).returncode
+    return feast.run_check(_feast_environment(values, pg), *_passed_on(args)).returncode
 
 
 def cmd_feast(args) -> int:
@@ -253,15 +258,14 @@ def cmd_feast(args) -> int:
     values = env.settings()
     pg = env.postgres_settings(values)
     pgserver.ensure_server(pg, env.pgdata(values))
-    return feast.run_cli(_feast_environment(values, pg), *args.args)
+    return feast.run_cli(_feast_environment(values, pg), *_passed_on(args))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m streamflow_dev", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     for name, handler in [("db", cmd_db), ("run", cmd_run), ("airflow", cmd_airflow), ("psql", cmd_psql),
-                          ("reset", cmd_reset), ("stop", cmd_stop), ("checks", cmd_checks),
-                          ("feast-check", cmd_feast_check)]:
+                          ("reset", cmd_reset), ("stop", cmd_stop), ("checks", cmd_checks)]:
         commands.add_parser(name, help=handler.__doc__).set_defaults(handler=handler)
     dag_test = commands.add_parser("dag-test", help=cmd_dag_test.__doc__)
     dag_test.add_argument("month", help="month folder, e.g. month_001")
@@ -269,9 +273,10 @@ def main(argv: list[str] | None = None) -> int:
     cli = commands.add_parser("airflow-cli", help=cmd_airflow_cli.__doc__)
     cli.add_argument("args", nargs=argparse.REMAINDER)
     cli.set_defaults(handler=cmd_airflow_cli)
-    feast_cli = commands.add_parser("feast", help=cmd_feast.__doc__)
-    feast_cli.add_argument("args", nargs=argparse.REMAINDER)
-    feast_cli.set_defaults(handler=cmd_feast)
+    for name, handler in [("feast-check", cmd_feast_check), ("feast", cmd_feast)]:
+        passing_on = commands.add_parser(name, help=handler.__doc__)
+        passing_on.add_argument("args", nargs=argparse.REMAINDER)
+        passing_on.set_defaults(handler=handler)
     args = parser.parse_args(argv)
     return args.handler(args)
 

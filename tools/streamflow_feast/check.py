@@ -301,12 +301,13 @@ def main(argv: list[str] | None = None) -> int:
                         f"UTC offset (default: the {MID_MONTH_DAY}th, {MID_MONTH_HOUR}:00 UTC, of the latest stamped month)")
     parser.add_argument("--report", type=Path, help="also write the comparisons here as JSON")
     args = parser.parse_args(argv)
+    report = args.report.resolve() if args.report else None  # before apply, which changes directory
     rebuild_and_apply()
     store = FeatureStore(repo_path=FEATURE_REPO)
     with warehouse(store) as conn:
         results = check(store, conn, args.mid_month)
-    if args.report:
-        args.report.write_text(json.dumps([asdict(result) for result in results], indent=1), encoding="utf-8")
+    if report:
+        report.write_text(json.dumps([asdict(result) for result in results], indent=1), encoding="utf-8")
     problems = [(result.request, problem) for result in results for problem in result.problems]
     for request, problem in problems:
         print(f"DIFFERENCE {request}: {problem}", file=sys.stderr)
