@@ -133,6 +133,24 @@ def test_the_session_time_zone_changes_nothing(months, feast_venv, tmp_path, how
     assert_serves_the_training_sets(result, report, manifest_md5s(months), mid_month="2024-02-15T00:00:00Z (mid-month)")
 
 
+def test_a_role_that_may_only_read_is_enough(months, feast_venv, tmp_path):
+    """The entity rows go in as SQL (embed_query): Feast creates nothing in the warehouse, so SELECT (and the
+    TEMP every role has, for the check's own comparison table) is all the role needs."""
+    reader = dataclasses.replace(months, user=f"feast_reader_{uuid.uuid4().hex[:8]}", password=uuid.uuid4().hex)
+    with connect(months, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+            sql.Identifier(reader.user), sql.Literal(reader.password)))
+        try:
+            conn.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA public TO {}").format(sql.Identifier(reader.user)))
+            with connect(reader) as as_reader, pytest.raises(psycopg.errors.InsufficientPrivilege):
+                as_reader.execute("CREATE TABLE may_not_create (x int)")
+            result, report = run_check(reader, tmp_path)
+            assert_serves_the_training_sets(result, report, manifest_md5s(months))
+        finally:
+            conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(reader.user)))
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(reader.user)))
+
+
 def test_a_snapshot_changed_after_its_training_set_was_built_fails_the_check(months, feast_venv, tmp_path):
     """Feast reads the snapshots, training_examples is what was built from them: one changed value is a
     difference at January's month end and mid-February (both read January), named by user and column."""

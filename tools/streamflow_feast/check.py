@@ -39,6 +39,7 @@ FEATURE_REPO = Path(definitions.__file__).resolve().parent
 LABELS_SNAPSHOTS = table(LABELS_TABLE).snapshot_table
 SERVED = "feast_served"  # the temporary table the served rows are compared in
 MID_MONTH_DAY, MID_MONTH_HOUR = 15, 12
+STARTED_IN = Path.cwd()  # `feast apply` changes directory: paths are shown relative to where the check started
 
 # Feast's entity-query schema probe hands pandas a psycopg connection, and pandas warns on every call.
 warnings.filterwarnings("ignore", message="pandas only supports SQLAlchemy connectable")
@@ -78,6 +79,10 @@ def utc_label(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def shown(path: Path) -> Path:
+    return path.relative_to(STARTED_IN) if path.is_relative_to(STARTED_IN) else path
+
+
 def warehouse(store: FeatureStore) -> psycopg.Connection:
     """A connection to the warehouse Feast reads, with Feast's own settings (feature_store.yaml)."""
     config = store.config.offline_store
@@ -108,7 +113,7 @@ def rebuild_and_apply() -> None:
         if line.startswith("Created ") and " " in line[len("Created "):]:
             kind, name = line[len("Created "):].rsplit(" ", 1)
             created.setdefault(kind, []).append(name)
-    print(f"feast apply ({FEATURE_REPO}, registry {registry}):\n"
+    print(f"feast apply ({shown(FEATURE_REPO)}/, registry {shown(registry)}):\n"
           + "\n".join(f"  {kind}: {', '.join(sorted(names))}" for kind, names in created.items()))
 
 
