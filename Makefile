@@ -5,10 +5,14 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# Feast has a venv of its own: its pins (pandas, pyarrow, SQLAlchemy, protobuf) never meet Airflow's.
+FEAST_VENV := .venv-feast
+FEAST_STAMP := $(FEAST_VENV)/.installed
 # The developer tooling (tools/streamflow_dev) is not part of the shipped package (include/).
 LOCAL := PYTHONPATH=include:tools $(PY) -m streamflow_dev
 
-.PHONY: run test test-pg16 compose-test venv airflow airflow-cli dag-test psql reset stop checks lint data bench
+.PHONY: run test test-pg16 compose-test venv airflow airflow-cli dag-test psql reset stop checks lint data bench \
+	feast-venv feast-check feast
 
 ## Create .venv and install the pinned dependencies (a no-op when they are already in).
 venv: $(STAMP)
@@ -16,6 +20,14 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
 	@touch $(STAMP)
+
+## Create .venv-feast with feature_repo/requirements.txt and its constraints (a no-op when they are already in).
+feast-venv: $(FEAST_STAMP)
+$(FEAST_STAMP): feature_repo/requirements.txt feature_repo/constraints.txt
+	@test -x $(FEAST_VENV)/bin/python || $(PYTHON) -m venv $(FEAST_VENV)
+	$(FEAST_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r feature_repo/requirements.txt \
+		-c feature_repo/constraints.txt
+	@touch $(FEAST_STAMP)
 
 ## Both months through the DAG on a real scheduler + API server; ends with the course's checks.
 run: venv
@@ -66,6 +78,16 @@ stop: venv
 ## Row counts per live table and per snapshot table per as_of.
 checks: venv
 	$(LOCAL) checks
+
+## feast apply (feature_repo/), then Feast's historical features at each stamped month end and mid-month,
+## and its online store, against training_examples (rows, churners, md5); non-zero on any difference.
+##   make feast-check [ARGS="--mid-month 2024-02-20T08:00:00+00:00 --report feast-check.json"]
+feast-check: venv feast-venv
+	$(LOCAL) feast-check -- $(ARGS)
+
+## Any Feast CLI command on feature_repo/ with the warehouse settings: make feast ARGS="feature-views list"
+feast: venv feast-venv
+	@$(LOCAL) feast -- $(ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -1,6 +1,7 @@
 """`python -m streamflow_dev COMMAND`: what the Makefile targets run.
 
-Commands: db, run, airflow, airflow-cli ARGS..., dag-test MONTH, psql, reset, stop, checks.
+Commands: db, run, airflow, airflow-cli ARGS..., dag-test MONTH, psql, reset, stop, checks,
+feast-check [ARGS...], feast ARGS....
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import time
 from datetime import datetime, timedelta
 
 from streamflow import months
-from streamflow_dev import checks, env, pgserver
+from streamflow_dev import checks, env, feast, pgserver
 from streamflow_dev.stack import DAG_ID, FINISHED, TRAINING_DAG_ID, Stack
 
 RUN_TIMEOUT_S = 1800
@@ -236,6 +237,30 @@ def cmd_stop(_args) -> int:
     return 0
 
 
+def _feast_environment(values: dict[str, str], pg) -> dict[str, str]:
+    return feast.feast_environment(pg, values.get("POSTGRES_SSLMODE"), feast.feast_dir(values))
+
+
+def _passed_on(args) -> list[str]:
+    """The arguments after `--` (the Makefile puts one first, so that `--report ...` is not read as ours)."""
+    return args.args[1:] if args.args[:1] == ["--"] else args.args
+
+
+def cmd_feast_check(args) -> int:
+    """feast apply, then Feast's historical features at each stamped month end and mid-month, and its online
+    store, against training_examples; non-zero on any difference."""
+    values, pg = _warehouse()
+    return feast.run_check(_feast_environment(values, pg), *_passed_on(args)).returncode
+
+
+def cmd_feast(args) -> int:
+    """Any `feast` CLI command on feature_repo/ with the warehouse settings: make feast ARGS="feature-views list"."""
+    values = env.settings()
+    pg = env.postgres_settings(values)
+    pgserver.ensure_server(pg, env.pgdata(values))
+    return feast.run_cli(_feast_environment(values, pg), *_passed_on(args))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m streamflow_dev", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -248,6 +273,10 @@ def main(argv: list[str] | None = None) -> int:
     cli = commands.add_parser("airflow-cli", help=cmd_airflow_cli.__doc__)
     cli.add_argument("args", nargs=argparse.REMAINDER)
     cli.set_defaults(handler=cmd_airflow_cli)
+    for name, handler in [("feast-check", cmd_feast_check), ("feast", cmd_feast)]:
+        passing_on = commands.add_parser(name, help=handler.__doc__)
+        passing_on.add_argument("args", nargs=argparse.REMAINDER)
+        passing_on.set_defaults(handler=handler)
     args = parser.parse_args(argv)
     return args.handler(args)
 
