@@ -34,7 +34,12 @@ run: venv
 	$(LOCAL) run
 
 ## The whole test suite against a PostgreSQL server the test setup starts itself (the compose stack apart).
+## The browser tests drive Debian's chromium: installed here as root on Debian, else the one command is named.
 test: venv
+	@command -v chromium >/dev/null 2>&1 || { \
+	  test "$$(id -u)" = 0 && command -v apt-get >/dev/null || { \
+	    echo "make test: the browser tests need Debian's chromium: sudo apt-get install --no-install-recommends chromium"; exit 1; }; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
 	$(PY) -m pytest -m "not compose" $(PYTEST_ARGS)
 
 ## The integration tests again on PostgreSQL 16, what compose deploys (the `airflow`-marked ones are

@@ -89,9 +89,14 @@ def upstream_images(docker_host):
     env = {**os.environ, "DOCKER_HOST": docker_host}
     result = subprocess.run([str(ROOT / "tools" / "standins" / "build.sh")], env=env, capture_output=True, text=True,
                             check=False)
-    # Without pip's warnings about this machine's own index settings, which would crowd out the error.
-    said = "\n".join(line for line in (result.stdout + result.stderr).splitlines() if not line.startswith("WARNING:"))
-    assert result.returncode == 0, f"build.sh exited {result.returncode}:\n{said[-5000:]}"
+    # Without pip's warnings about this machine's own index settings, which would crowd out the error;
+    # the lines that say what went wrong first (pip's ERROR, a traceback's last line), then the tail.
+    said = [line for line in (result.stdout + result.stderr).splitlines() if not line.startswith("WARNING:")]
+    causes = [line for line in said if line.startswith(("ERROR", "error:", "E: ", "standins: failed"))
+              or "Error:" in line or "Traceback" in line][-20:]
+    tail = "\n".join(said)[-5000:]
+    assert result.returncode == 0, (f"build.sh exited {result.returncode}; what it reported as the cause:\n"
+                                    + "\n".join(causes or ["(no error line: see the tail)"]) + f"\n--- its last lines:\n{tail}")
     return docker_host
 
 
