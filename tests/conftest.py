@@ -102,21 +102,31 @@ def pg_server():
         yield settings
 
 
-@pytest.fixture
-def warehouse(pg_server):
-    """A fresh database with the project schema; yields its PostgresSettings, dropped afterwards."""
+@contextlib.contextmanager
+def fresh_warehouse(server, prefix: str = "wh_"):
+    """A new database on `server` with the project schema (a random name after `prefix`); yields its
+    PostgresSettings, dropped on exit. For fixtures of any scope."""
     import dataclasses
 
     from streamflow.schema import apply_schema
     from streamflow_dev import pgserver
 
-    name = f"wh_{uuid.uuid4().hex[:12]}"
-    pgserver.ensure_databases(pg_server, name)
-    settings = dataclasses.replace(pg_server, database=name)
-    with connect(settings) as conn:
-        apply_schema(conn)
-    yield settings
-    drop_database(pg_server, name)
+    name = f"{prefix}{uuid.uuid4().hex[:12]}"
+    pgserver.ensure_databases(server, name)
+    settings = dataclasses.replace(server, database=name)
+    try:
+        with connect(settings) as conn:
+            apply_schema(conn)
+        yield settings
+    finally:
+        drop_database(server, name)
+
+
+@pytest.fixture
+def warehouse(pg_server):
+    """A fresh database with the project schema; yields its PostgresSettings, dropped afterwards."""
+    with fresh_warehouse(pg_server) as settings:
+        yield settings
 
 
 def server_major(settings) -> int:

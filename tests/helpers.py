@@ -60,6 +60,18 @@ def load_month(conn, seeds_dir, month: str) -> dict[str, FileLoad]:
     return {t.name: apply_file(conn, t, seeds_dir / month / t.file_name) for t in TABLES}
 
 
+def rewrite(path: Path, transform) -> None:
+    """Rewrite a CSV through `transform(header, rows) -> (header, rows)`."""
+    import csv
+
+    with path.open(newline="") as handle:
+        reader = csv.reader(handle)
+        header, rows = next(reader), list(reader)
+    header, rows = transform(header, rows)
+    with path.open("w", newline="") as handle:
+        csv.writer(handle, lineterminator="\n").writerows([header, *rows])
+
+
 def copy_month_with_negative_watch_hours(source: Path, target: Path) -> list[str]:
     """Copy the month folder `source` to `target` with watch_hours_30d negated on BROKEN_ROWS.
 

@@ -20,9 +20,8 @@ from psycopg import sql
 
 from streamflow import pipeline, training
 from streamflow.registry import SNAPSHOTTED
-from streamflow.schema import apply_schema
-from streamflow_dev import feast, pgserver
-from tests.conftest import ROOT, connect, drop_database
+from streamflow_dev import feast
+from tests.conftest import ROOT, connect, drop_database, fresh_warehouse
 
 ROWS = 7043
 CHURNERS = {"2024-01-31": 1869, "2024-02-29": 1701}
@@ -44,20 +43,16 @@ def feast_venv():
 @pytest.fixture(scope="module")
 def both_months(pg_server):
     """A database holding both real months, stamped, with their training sets built: each test's template."""
-    name = f"feast_template_{uuid.uuid4().hex[:8]}"
-    pgserver.ensure_databases(pg_server, name)
-    settings = dataclasses.replace(pg_server, database=name)
-    with connect(settings) as conn:
-        apply_schema(conn)
-        for month_name in ("month_000", "month_001"):
-            month = pipeline.month_of(month_name)
-            pipeline.load_month(conn, month, f"test__{month_name}")
-            for source in SNAPSHOTTED:
-                pipeline.stamp_snapshot(conn, source.name, month, f"test__{month_name}")
-            conn.commit()
-            training.build(conn, month["as_of"], f"test__{month_name}")
-    yield settings
-    drop_database(pg_server, name)
+    with fresh_warehouse(pg_server, "feast_template_") as settings:
+        with connect(settings) as conn:  # closed before the copies: CREATE DATABASE ... TEMPLATE wants no session
+            for month_name in ("month_000", "month_001"):
+                month = pipeline.month_of(month_name)
+                pipeline.load_month(conn, month, f"test__{month_name}")
+                for source in SNAPSHOTTED:
+                    pipeline.stamp_snapshot(conn, source.name, month, f"test__{month_name}")
+                conn.commit()
+                training.build(conn, month["as_of"], f"test__{month_name}")
+        yield settings
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ subscriptions.csv gains the add_on_* columns, then drops them again.
 
 from __future__ import annotations
 
-import csv
 import shutil
 
 import pytest
@@ -14,7 +13,7 @@ import pytest
 from streamflow import pipeline, snapshots
 from streamflow.errors import OutOfOrderMonth
 from streamflow.registry import SNAPSHOTTED, TABLES
-from tests.helpers import live_hashes, table_hash
+from tests.helpers import live_hashes, rewrite, table_hash
 
 ROWS = 7043
 ADD_ONS = ("add_on_security", "add_on_backup", "add_on_device_protect", "add_on_support")
@@ -43,16 +42,6 @@ def assert_snapshot_is_live_state(conn, as_of: str) -> None:
         ).format(cols=columns, live=sql.Identifier(t.name), snap=sql.Identifier(t.snapshot_table)),
             {"d": as_of}).fetchone()[0]
         assert differences == 0, (t.snapshot_table, as_of)
-
-
-def rewrite(path, transform) -> None:
-    """Rewrite a CSV through `transform(header, rows) -> (header, rows)`."""
-    with path.open(newline="") as handle:
-        reader = csv.reader(handle)
-        header, rows = next(reader), list(reader)
-    header, rows = transform(header, rows)
-    with path.open("w", newline="") as handle:
-        csv.writer(handle, lineterminator="\n").writerows([header, *rows])
 
 
 def snapshot_hashes(conn, as_of: str) -> dict[str, str]:

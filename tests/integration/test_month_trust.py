@@ -11,8 +11,6 @@ months) pass; a warn-level check and an accepted check publish, and say so.
 from __future__ import annotations
 
 import contextlib
-import csv
-import dataclasses
 import shutil
 import uuid
 
@@ -22,21 +20,11 @@ from streamflow import history, metrics, pipeline, snapshots, staging, validatio
 from streamflow.errors import ContractViolation
 from streamflow.registry import KEY, SNAPSHOTTED, TABLES, USERS
 from streamflow.validation import ValidationFailed
-from tests.conftest import ROOT, connect, drop_database
-from tests.helpers import live_hashes, table_hash
+from tests.conftest import ROOT, connect, fresh_warehouse
+from tests.helpers import live_hashes, rewrite, table_hash
 
 ROWS = 7043
 FEBRUARY = "month_001"
-
-
-def rewrite(path, transform) -> None:
-    """Rewrite a CSV through `transform(header, rows) -> (header, rows)`."""
-    with path.open(newline="") as handle:
-        reader = csv.reader(handle)
-        header, rows = next(reader), list(reader)
-    header, rows = transform(header, rows)
-    with path.open("w", newline="") as handle:
-        csv.writer(handle, lineterminator="\n").writerows([header, *rows])
 
 
 def set_column(name: str, value_of) -> callable:
@@ -73,20 +61,14 @@ def everything(conn) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def january(pg_server, tmp_path_factory):
     """A warehouse with the real January validated and published (its figures kept): settings, seeds dir."""
-    from streamflow.schema import apply_schema
-    from streamflow_dev import pgserver
-
-    name = f"trust_{uuid.uuid4().hex[:12]}"
-    pgserver.ensure_databases(pg_server, name)
-    settings = dataclasses.replace(pg_server, database=name)
     seeds = tmp_path_factory.mktemp("trust-seeds")
     shutil.copytree(ROOT / "data" / "seeds" / "month_000", seeds / "month_000")
-    with pytest.MonkeyPatch.context() as patch, connect(settings) as conn:
-        patch.setenv("STREAMFLOW_SEEDS_DIR", str(seeds))
-        apply_schema(conn)
-        publish_validated(conn, settings.url("postgresql+psycopg", name), "month_000", "test__january")
-    yield settings, seeds
-    drop_database(pg_server, name)
+    with fresh_warehouse(pg_server, "trust_") as settings:
+        with pytest.MonkeyPatch.context() as patch, connect(settings) as conn:
+            patch.setenv("STREAMFLOW_SEEDS_DIR", str(seeds))
+            publish_validated(conn, settings.url("postgresql+psycopg", settings.database), "month_000",
+                              "test__january")
+        yield settings, seeds
 
 
 @pytest.fixture
@@ -116,20 +98,27 @@ def trust_url(january) -> str:
 
 
 @contextlib.contextmanager
+def staging_dropped_after(conn, run_id: str):
+    """The run's staging schema is dropped after the block, whatever happened in it (these runs never
+    publish, and the module's tests share one warehouse)."""
+    try:
+        yield
+    finally:
+        conn.rollback()
+        with conn.transaction():
+            staging.drop(conn, staging.schema_for(run_id))
+
+
+@contextlib.contextmanager
 def refused_before_publish(conn, run_id: str):
     """The block must fail; afterwards the live and snapshot tables are as they were and nothing of
     February is loaded. Yields a dict that gets the ValidationFailed message as `message`."""
     before = everything(conn)
     conn.commit()
     found: dict[str, str] = {}
-    try:
-        with pytest.raises(ValidationFailed) as raised:
-            yield found
-        found["message"] = str(raised.value)
-    finally:
-        conn.rollback()
-        with conn.transaction():
-            staging.drop(conn, staging.schema_for(run_id))
+    with staging_dropped_after(conn, run_id), pytest.raises(ValidationFailed) as raised:
+        yield found
+    found["message"] = str(raised.value)
     assert everything(conn) == before
     assert conn.execute("SELECT count(*) FROM ingestion_ledger WHERE month = %s AND status = 'loaded'",
                         (FEBRUARY,)).fetchone() == (0,)
@@ -156,11 +145,8 @@ def test_the_first_month_skips_every_check_against_history_and_says_why(trust_co
 
 def test_the_real_february_passes_every_check_against_the_real_january(trust_conn, trust_url, february):
     month, run_id = run_of("real")
-    try:
+    with staging_dropped_after(trust_conn, run_id):
         validated = stage_and_validate(trust_conn, trust_url, month, run_id)
-    finally:
-        with trust_conn.transaction():
-            staging.drop(trust_conn, staging.schema_for(run_id))
     history_checks = [o for outcomes in validated.values() for o in outcomes if o["figures"]]
     assert [o for o in history_checks if not o["success"]] == []
     skipped = {(o["expectation_type"], o["column"]) for o in history_checks if o["figures"]["skipped"]
@@ -190,11 +176,8 @@ def test_a_month_with_seven_percent_growth_and_new_add_on_columns_passes(trust_c
                                             "add_on_support"],
                                   [r + [str(i % 2 == 0), str(i % 3 == 0), "True", "False"] for i, r in enumerate(rows)]))
     month, run_id = run_of("growth")
-    try:
+    with staging_dropped_after(trust_conn, run_id):
         validated = stage_and_validate(trust_conn, trust_url, month, run_id)
-    finally:
-        with trust_conn.transaction():
-            staging.drop(trust_conn, staging.schema_for(run_id))
     joined = next(o for o in validated[USERS] if o["expectation_type"] == "users_joined")
     assert joined["figures"]["this"] == joiners
     assert joined["success"]
@@ -314,13 +297,11 @@ def test_a_user_id_padded_in_every_file_is_refused_at_staging(trust_conn, trust_
     month, run_id = run_of("padded")
     before = everything(trust_conn)
     trust_conn.commit()
-    with pytest.raises(ContractViolation) as refused:
+    with staging_dropped_after(trust_conn, run_id), pytest.raises(ContractViolation) as refused:
         pipeline.stage_table(trust_conn, USERS, month, run_id)
     assert str(refused.value) == (f"{february / 'users.csv'}: 1 contract problem(s), nothing was written:\n"
                                   f"  - column \"user_id\": 1 padded user_id(s) (surrounding whitespace): line 2 "
                                   f"{padded!r}")
-    with trust_conn.transaction():
-        staging.drop(trust_conn, staging.schema_for(run_id))
     assert everything(trust_conn) == before
 
 
