@@ -214,8 +214,9 @@ def _month_figures(conninfo: str, per_table: dict) -> float:
         for table in TABLES:
             live = sql.Identifier(table.name)
             with conn.transaction():
-                conn.execute(sql.SQL("INSERT INTO validation_keysets (run_id, as_of, table_name, user_ids)"
-                                     " SELECT 'bench__previous', '2024-01-31', %s, array_agg({}) FROM {}"
+                conn.execute(sql.SQL("INSERT INTO validation_keysets (run_id, as_of, table_name, user_hashes)"
+                                     " SELECT 'bench__previous', '2024-01-31', %s, array_agg(hashtextextended({}, 0))"
+                                     " FROM {}"
                                      " ON CONFLICT DO NOTHING").format(sql.Identifier(KEY), live), (table.name,))
             t0 = time.perf_counter()
             with conn.transaction():

@@ -10,7 +10,6 @@ with the figures of the months published before it.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
@@ -64,7 +63,11 @@ class TableMetrics:
 
 def compute(conn: psycopg.Connection, table: Table, batch: sql.Composable, as_of: str,
             previous: tuple[str, str] | None) -> TableMetrics:
-    """The figures of `batch` (a staged table of `table`'s shape), one aggregate scan plus one for frequencies.
+    """The figures of `batch` (a staged table of `table`'s shape): two scans and a hash join.
+
+    One aggregate scan (rows, non-NULL counts, min/max, mean and standard deviation), one grouping-
+    sets scan (distinct counts and value frequencies: a hash per column, not a sort per column as
+    count(DISTINCT) would be), and the users joined, left and kept against the previous month's set.
 
     Args:
         batch: the (quoted) table to measure.
@@ -78,8 +81,7 @@ def compute(conn: psycopg.Connection, table: Table, batch: sql.Composable, as_of
     aggregates: list[sql.Composable] = [sql.SQL("count(*)")]
     for column in measured:
         value = sql.Identifier(column.name)
-        as_number = sql.SQL("{}::int").format(value) if column.pg_type == "boolean" else value
-        aggregates += [sql.SQL("count({})").format(value), sql.SQL("count(DISTINCT {})").format(value)]
+        aggregates.append(sql.SQL("count({})").format(value))
         if column.pg_type == "boolean":  # PostgreSQL has no min/max(boolean): bool_and is the min, bool_or the max
             aggregates += [sql.SQL("bool_and({})::text").format(value), sql.SQL("bool_or({})::text").format(value)]
         else:
@@ -87,52 +89,66 @@ def compute(conn: psycopg.Connection, table: Table, batch: sql.Composable, as_of
             aggregates += [sql.SQL("min({}{})::text").format(value, collate),
                            sql.SQL("max({}{})::text").format(value, collate)]
         if column.pg_type in _AVERAGED:
-            aggregates += [sql.SQL("avg({})::float8").format(as_number),
-                           sql.SQL("stddev_samp({})::float8").format(as_number)]
+            # In float8: NUMERIC arithmetic costs twice the scan, and a figure needs no exact decimal.
+            as_number = sql.SQL("{}::int" if column.pg_type == "boolean" else "{}::float8").format(value)
+            aggregates += [sql.SQL("avg({})").format(as_number), sql.SQL("stddev_samp({})").format(as_number)]
     row = conn.execute(sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(aggregates), batch)).fetchone()
     rows, cells = row[0], iter(row[1:])
+    values = _distinct_values(conn, table, batch, measured)
     columns: dict[str, ColumnMetrics] = {}
     for column in measured:
-        non_null, distinct, low, high = next(cells), next(cells), next(cells), next(cells)
+        non_null, low, high = next(cells), next(cells), next(cells)
         mean, stddev = (next(cells), next(cells)) if column.pg_type in _AVERAGED else (None, None)
+        distinct, frequencies = values[column.name]
         columns[column.name] = ColumnMetrics(
             null_fraction=(1 - non_null / rows) if rows else None, distinct_count=distinct,
-            min_value=low, max_value=high, mean=mean, stddev=stddev)
-    counted = [c.name for c in measured
-               if c.pg_type in ("text", "boolean") and columns[c.name].distinct_count <= FREQUENCY_LIMIT]
-    for name, frequencies in _frequencies(conn, batch, counted).items():
-        columns[name] = dataclasses.replace(columns[name], frequencies=frequencies)
+            min_value=low, max_value=high, mean=None if mean is None else float(mean),
+            stddev=None if stddev is None else float(stddev), frequencies=frequencies)
     joined = left = kept = None
-    if previous is not None:  # one hash full join, in the server: the set never comes to Python
-        joined, left, kept = conn.execute(sql.SQL(
-            "SELECT count(*) FILTER (WHERE previous.k IS NULL), count(*) FILTER (WHERE batch.{key} IS NULL),"
-            " count(*) FILTER (WHERE previous.k IS NOT NULL AND batch.{key} IS NOT NULL)"
-            " FROM {batch} AS batch FULL JOIN (SELECT unnest(user_ids) AS k FROM validation_keysets"
-            "   WHERE run_id = %s AND table_name = %s) AS previous ON previous.k = batch.{key}"
+    if previous is not None:  # one hash join of 64-bit hashes, in the server: the set never comes to Python
+        (kept,) = conn.execute(sql.SQL(
+            "SELECT count(*) FROM {batch} AS batch JOIN (SELECT unnest(user_hashes) AS h FROM validation_keysets"
+            " WHERE run_id = %s AND table_name = %s) AS previous ON previous.h = hashtextextended(batch.{key}, 0)"
         ).format(key=sql.Identifier(KEY), batch=batch), (previous[1], table.name)).fetchone()
+        (before,) = conn.execute("SELECT cardinality(user_hashes) FROM validation_keysets"
+                                 " WHERE run_id = %s AND table_name = %s", (previous[1], table.name)).fetchone()
+        joined, left = rows - kept, before - kept
     return TableMetrics(table=table.name, as_of=as_of, rows=rows, columns=columns, users_joined=joined,
                         users_left=left, users_kept=kept, previous_as_of=previous[0] if previous else None)
 
 
-def _frequencies(conn: psycopg.Connection, batch: sql.Composable, names: list[str]) -> dict[str, dict[str, int]]:
-    """{column: {value: rows}} of the few-valued columns, in one scan (grouping sets); NULL as "null"."""
+def _distinct_values(conn: psycopg.Connection, table: Table, batch: sql.Composable, measured: list
+                     ) -> dict[str, tuple[int, dict[str, int] | None]]:
+    """{column: (distinct non-NULL values, {value: rows} for a text or boolean column of at most
+    FREQUENCY_LIMIT values, NULL as "null")}, in one scan: GROUP BY GROUPING SETS, one set per column."""
     from psycopg import sql
 
-    if not names:
-        return {}
-    idents = [sql.Identifier(name) for name in names]
-    # GROUPING(c) is 0 in the set grouped by c: which column a row of counts belongs to.
-    which = sql.SQL(", ").join(sql.SQL("GROUPING({})").format(ident) for ident in idents)
-    values = sql.SQL(", ").join(sql.SQL("{}::text").format(ident) for ident in idents)
-    sets = sql.SQL(", ").join(sql.SQL("({})").format(ident) for ident in idents)
-    found: dict[str, dict[str, int]] = {name: {} for name in names}
-    for row in conn.execute(sql.SQL("SELECT {}, {}, count(*) FROM {} GROUP BY GROUPING SETS ({})").format(
-            which, values, batch, sets)).fetchall():
-        grouping, cells, count = row[:len(names)], row[len(names):-1], row[-1]
-        index = grouping.index(0)
-        value = cells[index]
-        found[names[index]]["null" if value is None else value] = count
-    return {name: dict(sorted(counts.items())) for name, counts in found.items()}
+    names = [sql.Identifier(c.name) for c in measured]
+    width = len(names)
+    # GROUPING(c1, ..., cn) sets a bit per column not grouped, c1 the highest: the set of column i
+    # (grouped by it alone) is every bit but its own.
+    mask = {c.name: (1 << width) - 1 - (1 << (width - 1 - i)) for i, c in enumerate(measured)}
+    counted = [c for c in measured if c.pg_type in ("text", "boolean")]
+    is_null = sql.SQL("CASE GROUPING({}) {} END").format(sql.SQL(", ").join(names), sql.SQL(" ").join(
+        sql.SQL("WHEN {} THEN {} IS NULL").format(sql.Literal(mask[c.name]), sql.Identifier(c.name)) for c in measured))
+    # Only the counted columns' values are written as text: the rest need no text at all.
+    value = sql.SQL("coalesce({})").format(sql.SQL(", ").join(
+        sql.SQL("{}::text").format(sql.Identifier(c.name)) for c in counted)) if counted else sql.SQL("NULL::text")
+    query = sql.SQL(
+        "SELECT which, count(*) FILTER (WHERE NOT value_is_null),"
+        " jsonb_object_agg(coalesce(value, 'null'), rows) FILTER (WHERE which = ANY(%s::int[]))"
+        " FROM (SELECT GROUPING({names}) AS which, {is_null} AS value_is_null, {value} AS value, count(*) AS rows"
+        "       FROM {batch} GROUP BY GROUPING SETS ({sets})) AS groups GROUP BY which"
+    ).format(names=sql.SQL(", ").join(names), is_null=is_null, value=value, batch=batch,
+             sets=sql.SQL(", ").join(sql.SQL("({})").format(name) for name in names))
+    found = {which: (distinct, frequencies) for which, distinct, frequencies in conn.execute(
+        query, ([mask[c.name] for c in counted],)).fetchall()}
+    result = {}
+    for column in measured:
+        distinct, frequencies = found.get(mask[column.name], (0, None))
+        keep = frequencies is not None and len(frequencies) <= FREQUENCY_LIMIT
+        result[column.name] = (distinct, dict(sorted(frequencies.items())) if keep else None)
+    return result
 
 
 def previous_keyset(conn: psycopg.Connection, table_name: str, as_of: str) -> tuple[str, str] | None:
@@ -166,8 +182,9 @@ def record(conn: psycopg.Connection, run: dict[str, str], metrics: TableMetrics,
             cursor.executemany(sql.SQL("INSERT INTO validation_metrics ({}) VALUES ({})").format(
                 sql.SQL(", ").join(map(sql.Identifier, header)), sql.SQL(", ").join(sql.Placeholder() * len(header))),
                 [table_row, *column_rows])
-        conn.execute(sql.SQL("INSERT INTO validation_keysets (run_id, as_of, table_name, user_ids)"
-                             " SELECT %s, %s, %s, coalesce(array_agg({key}), '{{}}') FROM {batch}").format(
+        conn.execute(sql.SQL("INSERT INTO validation_keysets (run_id, as_of, table_name, user_hashes)"
+                             " SELECT %s, %s, %s, coalesce(array_agg(hashtextextended({key}, 0)), '{{}}')"
+                             " FROM {batch}").format(
             key=sql.Identifier(KEY), batch=batch), (run["run_id"], run["as_of"], metrics.table))
 
 

@@ -11,6 +11,7 @@ months) pass; a warn-level check and an accepted check publish, and say so.
 from __future__ import annotations
 
 import contextlib
+import csv
 import shutil
 import uuid
 
@@ -141,6 +142,41 @@ def test_the_first_month_skips_every_check_against_history_and_says_why(trust_co
         "SELECT rows, users_joined, previous_as_of FROM validation_metrics WHERE run_id = 'test__january'"
         " AND table_name = 'labels' AND column_name IS NULL").fetchone()
     assert figures == (ROWS, None, None)
+
+
+def test_the_figures_kept_for_january_are_what_its_files_hold(trust_conn, seeds):
+    """Every column's null fraction, distinct count, min/max, mean and frequencies against the CSVs,
+    read here in Python (the grouping-sets bitmask must pick each column's own groups)."""
+    import statistics
+
+    for t in TABLES:
+        with (seeds / "month_000" / t.file_name).open(newline="") as handle:
+            reader = csv.DictReader(handle)
+            rows = list(reader)
+        kept = {name: (null_fraction, distinct, low, high, mean, frequencies) for name, null_fraction, distinct, low,
+                high, mean, frequencies in trust_conn.execute(
+            "SELECT column_name, null_fraction, distinct_count, min_value, max_value, mean, frequencies"
+            " FROM validation_metrics WHERE run_id = 'test__january' AND table_name = %s AND column_name IS NOT NULL",
+            (t.name,)).fetchall()}
+        assert set(kept) == {c.name for c in t.columns if c.name != KEY}
+        for column in t.columns:
+            if column.name == KEY:
+                continue
+            cells = [r.get(column.name) or None for r in rows]  # an optional column absent from the file: NULL
+            present = [c for c in cells if c is not None]
+            null_fraction, distinct, low, high, mean, frequencies = kept[column.name]
+            assert null_fraction == pytest.approx(1 - len(present) / len(rows)), (t.name, column.name)
+            typed = {"integer": int, "numeric": float, "boolean": lambda v: v == "True"}.get(column.pg_type, str)
+            values = [typed(c) for c in present]
+            assert distinct == len(set(values)), (t.name, column.name)
+            if column.pg_type in ("integer", "numeric", "boolean") and values:
+                assert mean == pytest.approx(statistics.fmean(map(float, values))), (t.name, column.name)
+            if column.pg_type in ("integer", "numeric") and values:
+                assert (float(low), float(high)) == (min(values), max(values)), (t.name, column.name)
+            if column.pg_type in ("text", "boolean") and values:
+                counts = {str(v).lower() if column.pg_type == "boolean" else v: values.count(v) for v in set(values)}
+                counts |= {"null": len(cells) - len(present)} if len(present) < len(cells) else {}
+                assert frequencies == dict(sorted(counts.items())), (t.name, column.name)
 
 
 def test_the_real_february_passes_every_check_against_the_real_january(trust_conn, trust_url, february):
