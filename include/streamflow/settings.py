@@ -55,3 +55,20 @@ DEFAULT_RETRY_DELAY_S = 30
 def retry_delay_seconds() -> float:
     """`STREAMFLOW_RETRY_DELAY_S`: the first retry's delay (tests that kill tasks shorten it)."""
     return float(os.environ.get("STREAMFLOW_RETRY_DELAY_S") or DEFAULT_RETRY_DELAY_S)
+
+
+#: How long a scheduled run waits for its month's completeness marker before it fails (days).
+DEFAULT_MONTH_WAIT_DAYS = 7.0
+#: How often the deferred wait looks at the month folder (seconds).
+DEFAULT_MONTH_POLL_S = 300.0
+
+
+def month_wait_days() -> float:
+    """`STREAMFLOW_MONTH_WAIT_DAYS`: a scheduled run's bounded wait for its month (fractions allowed)."""
+    return float(os.environ.get("STREAMFLOW_MONTH_WAIT_DAYS") or DEFAULT_MONTH_WAIT_DAYS)
+
+
+def month_poll_seconds() -> float:
+    """`STREAMFLOW_MONTH_POLL_S`: seconds between two looks at a month folder while a run waits."""
+    return float(os.environ.get("STREAMFLOW_MONTH_POLL_S") or DEFAULT_MONTH_POLL_S)
+
