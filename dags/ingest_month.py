@@ -13,6 +13,9 @@ the month the run covers (`month_000` = January 2024). A month is published whol
   files and its completeness marker `_manifest.json` are there, then checks every file against
   the marker (sha256, rows) before staging; after `STREAMFLOW_MONTH_WAIT_DAYS` it fails naming what
   is missing. Write the marker after the files: `python -m streamflow.completeness <month folder>`.
+* **Late month:** not published `STREAMFLOW_PUBLISH_DEADLINE_DAYS` after its month ends (a run
+  created later: after its creation), its Deadline Alert logs it in the triggerer and POSTs it
+  to `STREAMFLOW_ALERT_WEBHOOK_URL`.
 * **Manual:** trigger with `{"month": "month_001"}`; `as_of` follows from the month. A month
   without its marker fails at once; `{"require_marker": false}` loads it unchecked.
 * **A failed validation** (a row rule, or a check of the month's figures against the months
@@ -31,11 +34,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from airflow.sdk import Param, dag, task, task_group
+from airflow.sdk import AsyncCallback, DeadlineAlert, Param, dag, task, task_group
+from streamflow_deadline import MonthPublishDeadline
 from streamflow_month_wait import MonthCompleteSensor
 from streamflow_timetable import MonthlyThrough
 
-from streamflow import months, settings
+from streamflow import alerts, months, settings
 from streamflow.airflow_glue import (
     CPU_CLOCK,
     SNAPSHOT_ASSETS,
@@ -61,6 +65,10 @@ from streamflow.snapshots import SNAPSHOT_POLICIES
     default_args={"owner": "data-platform", "retries": 2,
                   "retry_delay": timedelta(seconds=settings.retry_delay_seconds()), "retry_exponential_backoff": 2.0,
                   **CPU_CLOCK},
+    # Late month: not published N days after its interval ends (the triggerer runs the callback); 0 days: none.
+    deadline=[DeadlineAlert(reference=MonthPublishDeadline(), callback=AsyncCallback(alerts.month_late),
+                            interval=timedelta(days=settings.publish_deadline_days()))]
+    if settings.publish_deadline_days() else None,
     doc_md=__doc__,
     params={
         "month": Param(

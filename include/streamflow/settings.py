@@ -72,3 +72,16 @@ def month_poll_seconds() -> float:
     """`STREAMFLOW_MONTH_POLL_S`: seconds between two looks at a month folder while a run waits."""
     return float(os.environ.get("STREAMFLOW_MONTH_POLL_S") or DEFAULT_MONTH_POLL_S)
 
+
+#: A month not published this many days after its interval ends fires its Deadline Alert.
+DEFAULT_PUBLISH_DEADLINE_DAYS = 10.0
+
+
+def publish_deadline_days() -> float:
+    """`STREAMFLOW_PUBLISH_DEADLINE_DAYS`: days after a month's end by which it must be published (0: no alert)."""
+    return float(os.environ.get("STREAMFLOW_PUBLISH_DEADLINE_DAYS") or DEFAULT_PUBLISH_DEADLINE_DAYS)
+
+
+def alert_webhook_url() -> str | None:
+    """`STREAMFLOW_ALERT_WEBHOOK_URL`: where late-month alerts are POSTed (empty: logged only)."""
+    return os.environ.get("STREAMFLOW_ALERT_WEBHOOK_URL") or None

@@ -259,6 +259,30 @@ def test_validation_plugin_declares_its_app_and_tabs_and_imports_light():
     assert report["routes"] == ["/validation/{dag_id}/{run_id}", "/validation/{dag_id}/{run_id}/{task_id}"]
 
 
+def test_a_deadline_alert_per_run_on_the_months_end_calls_the_late_month_callback(ingest_month):
+    from datetime import timedelta
+
+    from airflow.sdk import AsyncCallback
+    from streamflow_deadline import MonthPublishDeadline
+
+    from streamflow import settings
+
+    [alert] = ingest_month.deadline if isinstance(ingest_month.deadline, list) else [ingest_month.deadline]
+    assert isinstance(alert.reference, MonthPublishDeadline)
+    assert alert.interval == timedelta(days=settings.DEFAULT_PUBLISH_DEADLINE_DAYS)
+    assert isinstance(alert.callback, AsyncCallback)  # the triggerer runs it: no worker slot, no executor callback
+    assert alert.callback.path == "streamflow.alerts.month_late"
+
+
+def test_the_deadline_reference_is_registered_by_a_plugin_under_the_name_the_dag_serializes():
+    from airflow.serialization.encoders import encode_deadline_reference
+    from streamflow_deadline import MonthPublishDeadline, StreamflowDeadlinePlugin
+
+    encoded = encode_deadline_reference(MonthPublishDeadline())
+    assert encoded["__class_path"] == "streamflow_deadline.MonthPublishDeadline"
+    assert StreamflowDeadlinePlugin.deadline_references == [MonthPublishDeadline]
+
+
 def test_the_wait_is_a_deferrable_sensor_whose_trigger_keeps_its_deadline_across_restarts():
     from streamflow_month_wait import MonthCompleteTrigger
 

@@ -42,7 +42,9 @@ def run_dag(warehouse, airflow_metadata):
     settings = dataclasses.replace(warehouse, airflow_database=metadata_db)
 
     def run(month: str, conf: dict | None = None, **extra: str) -> subprocess.CompletedProcess:
-        env = airflow_env(settings, home, **extra)
+        from streamflow_dev.env import DAGS_TEST_SETTINGS
+
+        env = airflow_env(settings, home, **{**DAGS_TEST_SETTINGS, **extra})
         return subprocess.run(["airflow", "dags", "test", "ingest_month", "--conf", json.dumps({"month": month, **(conf or {})})],
                               env=env, capture_output=True, text=True, timeout=600)
 

@@ -198,7 +198,7 @@ def cmd_dag_test(args) -> int:
     """One month in-process (`airflow dags test`), against the configured warehouse."""
     months.month_from_name(args.month)  # refuse a bad name before starting anything
     values, _ = _warehouse()
-    stack = Stack(env.airflow_environment(values))
+    stack = Stack(env.airflow_environment({**values, **env.DAGS_TEST_SETTINGS}))
     stack.airflow("db", "migrate")
     result = stack.airflow("dags", "test", DAG_ID, "--conf", f'{{"month": "{args.month}"}}', check=False,
                            capture=False)
