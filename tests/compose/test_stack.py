@@ -54,6 +54,10 @@ def project(tmp_path_factory):
     root = copy_checkout(tmp_path_factory.mktemp("compose") / "project")
     seeds = root / "data" / "seeds"
     broken_users = copy_month_with_negative_watch_hours(seeds / "month_001", seeds / "month_002")
+    # Catch-up through February only: month_002 is this test's to trigger (open-ended, a March run would load it).
+    dotenv = root / ".env"
+    dotenv.write_text(dotenv.read_text().replace("\nSTREAMFLOW_LAST_MONTH=\n", "\nSTREAMFLOW_LAST_MONTH=2024-02\n"))
+    assert "\nSTREAMFLOW_LAST_MONTH=2024-02\n" in dotenv.read_text()
     return root, broken_users
 
 
