@@ -46,7 +46,7 @@ def dev(seeds):
     environ = {key: value for key, value in os.environ.items() if not key.startswith("AIRFLOW")}
     environ.update(POSTGRES_PORT=str(free_port()), AIRFLOW_API_PORT=str(free_port()),
                    STREAMFLOW_PGDATA=str(work / "pgdata"), STREAMFLOW_AIRFLOW_HOME=str(work / "airflow"),
-                   STREAMFLOW_SEEDS_DIR=str(work / "seeds"), STREAMFLOW_LAST_MONTH="",  # the default: `make run` ends anyway
+                   STREAMFLOW_SEEDS_DIR=str(work / "seeds"), STREAMFLOW_LAST_MONTH="2024-02",
                    AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(free_port()),
                    AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT=str(free_port()))
     yield work, environ

@@ -82,19 +82,23 @@ def _start(stack: Stack) -> None:
                       "marked failed", flush=True)
 
 
+def last_month_present(values: dict[str, str]) -> str:
+    """YYYY-MM of the last month folder under STREAMFLOW_SEEDS_DIR: where `make run` ends an open-ended
+    schedule, so that it can finish (a run for the month after would wait for its files)."""
+    seeds = Path(values.get("STREAMFLOW_SEEDS_DIR") or "data/seeds")
+    present = months.available(seeds if seeds.is_absolute() else PROJECT_ROOT / seeds)
+    if not present:
+        raise SystemExit(f"no month folder under {seeds}")
+    return f"{months.month_from_name(present[-1]).period_start:%Y-%m}"
+
+
 def cmd_run(_args) -> int:
     """Both months through Airflow's own catch-up on a real scheduler + API server, then their training sets."""
     values, pg = _warehouse()
     if not values.get("STREAMFLOW_LAST_MONTH"):
-        # Open-ended by default: this command's stack ends its schedule at the last month present instead,
-        # so that it can finish (a run for the month after would wait for its files).
-        seeds = Path(values.get("STREAMFLOW_SEEDS_DIR") or "data/seeds")
-        present = months.available(seeds if seeds.is_absolute() else PROJECT_ROOT / seeds)
-        if not present:
-            raise SystemExit(f"no month folder under {seeds}")
-        values["STREAMFLOW_LAST_MONTH"] = f"{months.month_from_name(present[-1]).period_start:%Y-%m}"
-        print(f"airflow: schedule ends at {values['STREAMFLOW_LAST_MONTH']} ({present[-1]}, the last month present; "
-              "STREAMFLOW_LAST_MONTH empty)", flush=True)
+        values["STREAMFLOW_LAST_MONTH"] = last_month_present(values)
+        print(f"airflow: schedule ends at {values['STREAMFLOW_LAST_MONTH']}, the last month present "
+              "(STREAMFLOW_LAST_MONTH empty)", flush=True)
     stack = Stack(env.airflow_environment(values))
     count = months.month_for_year_month(values["STREAMFLOW_LAST_MONTH"]).index + 1
     wanted = {months.month_for_index(i).as_of + timedelta(days=1) for i in range(count)}  # interval ends
