@@ -246,7 +246,7 @@ def test_trigger_form_in_a_browser_offers_the_month_folders_and_runs_month_001(d
     [run_id] = {r["run_id"] for r in runs(deployment)} - before
     run = wait_for_run(deployment, run_id)
     assert (run["run_type"], run["conf"]) == ("manual", {"month": "month_001", "snapshot_policy": "restamp",
-                                                         "accept": []})
+                                                         "accept": [], "require_marker": True})
     # February again, still the latest month, from the files it was loaded from: nothing applied, the
     # run succeeds, and its snapshots are re-announced (changed: false): training_set rebuilds February.
     assert run["state"] == "success", failures(deployment, [run])
