@@ -742,7 +742,7 @@ def run_dag_months(server: Server, data: Path, env: dict, **warehouse_parameters
     import psycopg
 
     from streamflow_dev import pgserver
-    from streamflow_dev.env import airflow_environment
+    from streamflow_dev.env import DAGS_TEST_SETTINGS, airflow_environment
     from streamflow_dev.stack import Stack
 
     warehouse = server.database("dag", schema=False, **warehouse_parameters)  # the DAG's ensure_schema creates it
@@ -752,7 +752,7 @@ def run_dag_months(server: Server, data: Path, env: dict, **warehouse_parameters
               "POSTGRES_PASSWORD": warehouse.password, "POSTGRES_DB": warehouse.database,
               "AIRFLOW_METADATA_DB": metadata.database, "STREAMFLOW_SEEDS_DIR": str(data),
               "AIRFLOW_API_PORT": str(pgserver.free_port())}
-    airflow_env = airflow_environment(values, home)
+    airflow_env = airflow_environment({**values, **DAGS_TEST_SETTINGS}, home)
     airflow = str(Path(sys.executable).parent / "airflow")
     out: dict = {}
     migrate = run_child("airflow db migrate (setup)", [airflow, "db", "migrate"], env=airflow_env)

@@ -9,7 +9,15 @@ the month the run covers (`month_000` = January 2024). A month is published whol
 * **Scheduled / catch-up / backfill:** the data interval picks the month
   (`airflow backfill create --dag-id ingest_month --from-date 2024-01-01 --to-date 2024-02-29
   --max-active-runs 1`).
-* **Manual:** trigger with `{"month": "month_001"}`; `as_of` follows from the month.
+* **Waiting for a month:** a scheduled run waits (deferred, no worker slot) until the month's six
+  files and its completeness marker `_manifest.json` are there, then checks every file against
+  the marker (sha256, rows) before staging; after `STREAMFLOW_MONTH_WAIT_DAYS` it fails naming what
+  is missing. Write the marker after the files: `python -m streamflow.completeness <month folder>`.
+* **Late month:** not published `STREAMFLOW_PUBLISH_DEADLINE_DAYS` after its month ends (a run
+  created later: after its creation), its Deadline Alert logs it in the triggerer and POSTs it
+  to `STREAMFLOW_ALERT_WEBHOOK_URL`.
+* **Manual:** trigger with `{"month": "month_001"}`; `as_of` follows from the month. A month
+  without its marker fails at once; `{"require_marker": false}` loads it unchecked.
 * **A failed validation** (a row rule, or a check of the month's figures against the months
   published before) fails the run before anything is published: the live tables keep the
   previous month. The `validate.<table>` task log lists each failed expectation with counts and
@@ -26,10 +34,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from airflow.sdk import Param, dag, task, task_group
+from airflow.sdk import AsyncCallback, DeadlineAlert, Param, dag, task, task_group
+from streamflow_deadline import MonthPublishDeadline
+from streamflow_month_wait import MonthCompleteSensor
 from streamflow_timetable import MonthlyThrough
 
-from streamflow import months, settings
+from streamflow import alerts, months, settings
 from streamflow.airflow_glue import (
     CPU_CLOCK,
     SNAPSHOT_ASSETS,
@@ -55,6 +65,10 @@ from streamflow.snapshots import SNAPSHOT_POLICIES
     default_args={"owner": "data-platform", "retries": 2,
                   "retry_delay": timedelta(seconds=settings.retry_delay_seconds()), "retry_exponential_backoff": 2.0,
                   **CPU_CLOCK},
+    # Late month: not published N days after its interval ends (the triggerer runs the callback); 0 days: none.
+    deadline=[DeadlineAlert(reference=MonthPublishDeadline(), callback=AsyncCallback(alerts.month_late),
+                            interval=timedelta(days=settings.publish_deadline_days()))]
+    if settings.publish_deadline_days() else None,
     doc_md=__doc__,
     params={
         "month": Param(
@@ -63,6 +77,10 @@ from streamflow.snapshots import SNAPSHOT_POLICIES
             title="Month folder (month_NNN)", examples=months.available(settings.seeds_dir()),
             description="Load this month instead of the one the data interval covers (pick one of the folders "
                         "present, or type a name); empty for scheduled runs.",
+        ),
+        "require_marker": Param(
+            True, type="boolean", title="Require the completeness marker",
+            description="Off: load a month that has no `_manifest.json` (its six files must be there), unchecked.",
         ),
         "snapshot_policy": Param(
             "restamp", type="string", enum=list(SNAPSHOT_POLICIES), title="If this as_of is already stamped",
@@ -82,11 +100,11 @@ def ingest_month():
     @task(retries=0, multiple_outputs=False)
     @fail_fast
     def resolve_month(params=None, data_interval_end=None) -> dict:
-        """#### Which month, which as_of; all six files present?"""
+        """#### Which month, which as_of; all six files there, each the one its marker describes?"""
         from streamflow.pipeline import prepare_month
 
         return prepare_month(params.get("month"), data_interval_end, params.get("snapshot_policy"),
-                             params.get("accept"))
+                             params.get("accept"), require_marker=params.get("require_marker", True))
 
     @task
     def ensure_schema() -> list[str]:
@@ -139,6 +157,8 @@ def ingest_month():
         for table in TABLES:
             validate.override(task_id=table.name)(table.name, month)
 
+    # Scheduled: deferred until the month's files and marker are there; manual: there, or fail now.
+    month_complete = MonthCompleteSensor(task_id="wait_for_month")
     month = resolve_month()
     users = upsert.override(task_id=f"upsert_{USERS}")(USERS, month)
     dependents = [upsert.override(task_id=f"upsert_{t.name}")(t.name, month) for t in DEPENDENT_TABLES]
@@ -146,7 +166,7 @@ def ingest_month():
     published = publish(month)
     snapshots = [snapshot.override(task_id=f"snapshot_{t.name}", outlets=[SNAPSHOT_ASSETS[t.name]])(t.name, month)
                  for t in SNAPSHOTTED]
-    month >> ensure_schema() >> users >> dependents >> validated >> published >> snapshots
+    month_complete >> month >> ensure_schema() >> users >> dependents >> validated >> published >> snapshots
 
 
 ingest_month()

@@ -61,7 +61,7 @@ def load_month(conn, seeds_dir, month: str) -> dict[str, FileLoad]:
 
 
 def rewrite(path: Path, transform) -> None:
-    """Rewrite a CSV through `transform(header, rows) -> (header, rows)`."""
+    """Rewrite a CSV through `transform(header, rows) -> (header, rows)`, and its month folder's marker."""
     import csv
 
     with path.open(newline="") as handle:
@@ -70,13 +70,17 @@ def rewrite(path: Path, transform) -> None:
     header, rows = transform(header, rows)
     with path.open("w", newline="") as handle:
         csv.writer(handle, lineterminator="\n").writerows([header, *rows])
+    from streamflow.completeness import marker_path
+
+    if marker_path(path.parent).exists():
+        rewrite_marker(path.parent)  # a change made on purpose: the month's marker describes it
 
 
 def copy_month_with_negative_watch_hours(source: Path, target: Path) -> list[str]:
     """Copy the month folder `source` to `target` with watch_hours_30d negated on BROKEN_ROWS.
 
     A month that passes the contract gate and fails one expectation (watch hours >= 0) for exactly
-    three users; returns their user_ids.
+    three users, with a marker that describes it; returns their user_ids.
     """
     shutil.copytree(source, target)
     usage = target / "usage_agg_30d.csv"
@@ -89,4 +93,13 @@ def copy_month_with_negative_watch_hours(source: Path, target: Path) -> list[str
         broken.append(fields[0])
         lines[index] = ",".join(fields)
     usage.write_text("".join(lines), encoding="utf-8")
+    rewrite_marker(target)
     return broken
+
+
+def rewrite_marker(folder: Path) -> Path:
+    """Write a month folder's completeness marker anew, for a test that changed its files on purpose
+    (a test that means the change to be caught leaves the old marker instead)."""
+    from streamflow.completeness import write_marker
+
+    return write_marker(folder)

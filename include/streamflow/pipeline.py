@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
 from streamflow import (
+    completeness,
     header,
     history,
     metrics,
@@ -40,8 +41,9 @@ PUBLISH_LOCK = "streamflow_publish"
 
 
 def prepare_month(month_param: str | None, data_interval_end: datetime | date | None,
-                  snapshot_policy: str | None = None, accept: list[str] | None = None) -> dict:
-    """Resolve the run's month and as_of, and check that all six files are there.
+                  snapshot_policy: str | None = None, accept: list[str] | None = None,
+                  require_marker: bool = True) -> dict:
+    """Resolve the run's month and as_of, and check that all six files are there and match its marker.
 
     Args:
         month_param: `month_NNN`, or None to use the data interval.
@@ -49,12 +51,15 @@ def prepare_month(month_param: str | None, data_interval_end: datetime | date | 
         snapshot_policy: one of SNAPSHOT_POLICIES (default "restamp"); recorded in the ledger.
         accept: ids of checks against history (`<table>.<check>[.<column>]`) whose failure this run
             accepts (a month that really changed); recorded in the ledger.
+        require_marker: False loads a month without its completeness marker (`_manifest.json`), a
+            documented override for a manual run; the log says so.
 
     Returns:
         What the tasks read: month, as_of, snapshot_policy and accept.
 
     Raises:
         MissingInput: naming every missing folder or file; nothing has been written yet.
+        MissingMarker / MarkerMismatch: no completeness marker, or files that differ from it.
         DataError: an unknown snapshot policy, or an `accept` id that names no check.
     """
     run = months.resolve_month(month_param, data_interval_end)
@@ -62,6 +67,10 @@ def prepare_month(month_param: str | None, data_interval_end: datetime | date | 
     missing = header.missing_files(seeds, run.month, TABLES)
     if missing:
         raise MissingInput(f"{run.month} (as_of {run.as_of}) cannot be loaded, missing: {', '.join(missing)}")
+    if require_marker:
+        completeness.verify(seeds / run.month)
+    else:
+        log.warning("%s: loading WITHOUT checking its completeness marker (require_marker off)", run.month)
     policy = snapshot_policy or SNAPSHOT_POLICIES[0]
     if policy not in SNAPSHOT_POLICIES:
         raise DataError(f"snapshot_policy {policy!r} is not one of {', '.join(SNAPSHOT_POLICIES)}")

@@ -55,3 +55,33 @@ DEFAULT_RETRY_DELAY_S = 30
 def retry_delay_seconds() -> float:
     """`STREAMFLOW_RETRY_DELAY_S`: the first retry's delay (tests that kill tasks shorten it)."""
     return float(os.environ.get("STREAMFLOW_RETRY_DELAY_S") or DEFAULT_RETRY_DELAY_S)
+
+
+#: How long a scheduled run waits for its month's completeness marker before it fails (days).
+DEFAULT_MONTH_WAIT_DAYS = 7.0
+#: How often the deferred wait looks at the month folder (seconds).
+DEFAULT_MONTH_POLL_S = 300.0
+
+
+def month_wait_days() -> float:
+    """`STREAMFLOW_MONTH_WAIT_DAYS`: a scheduled run's bounded wait for its month (fractions allowed)."""
+    return float(os.environ.get("STREAMFLOW_MONTH_WAIT_DAYS") or DEFAULT_MONTH_WAIT_DAYS)
+
+
+def month_poll_seconds() -> float:
+    """`STREAMFLOW_MONTH_POLL_S`: seconds between two looks at a month folder while a run waits."""
+    return float(os.environ.get("STREAMFLOW_MONTH_POLL_S") or DEFAULT_MONTH_POLL_S)
+
+
+#: A month not published this many days after its interval ends fires its Deadline Alert.
+DEFAULT_PUBLISH_DEADLINE_DAYS = 10.0
+
+
+def publish_deadline_days() -> float:
+    """`STREAMFLOW_PUBLISH_DEADLINE_DAYS`: days after a month's end by which it must be published (0: no alert)."""
+    return float(os.environ.get("STREAMFLOW_PUBLISH_DEADLINE_DAYS") or DEFAULT_PUBLISH_DEADLINE_DAYS)
+
+
+def alert_webhook_url() -> str | None:
+    """`STREAMFLOW_ALERT_WEBHOOK_URL`: where late-month alerts are POSTed (empty: logged only)."""
+    return os.environ.get("STREAMFLOW_ALERT_WEBHOOK_URL") or None

@@ -28,7 +28,7 @@ from dotenv import dotenv_values
 
 from streamflow.registry import SNAPSHOTTED, TABLES
 from tests.compose.conftest import Compose, copy_checkout
-from tests.helpers import copy_month_with_negative_watch_hours
+from tests.helpers import copy_month_with_negative_watch_hours, rewrite_marker
 
 if TYPE_CHECKING:
     import httpx
@@ -54,6 +54,10 @@ def project(tmp_path_factory):
     root = copy_checkout(tmp_path_factory.mktemp("compose") / "project")
     seeds = root / "data" / "seeds"
     broken_users = copy_month_with_negative_watch_hours(seeds / "month_001", seeds / "month_002")
+    # Catch-up through February only: month_002 is this test's to trigger (open-ended, a March run would load it).
+    dotenv = root / ".env"
+    dotenv.write_text(dotenv.read_text().replace("\nSTREAMFLOW_LAST_MONTH=\n", "\nSTREAMFLOW_LAST_MONTH=2024-02\n"))
+    assert "\nSTREAMFLOW_LAST_MONTH=2024-02\n" in dotenv.read_text()
     return root, broken_users
 
 
@@ -221,6 +225,7 @@ def test_celery_workers_share_a_month_and_its_logs(stack, api, project, warehous
     root, _ = project
     seeds = root / "data" / "seeds"
     shutil.copyfile(seeds / "month_001" / "usage_agg_30d.csv", seeds / "month_002" / "usage_agg_30d.csv")
+    rewrite_marker(seeds / "month_002")
     ran_on: dict[str, list[tuple[str, str]]] = {}  # worker hostname -> (run_id, task_id) it ran
     logs_while_running: list[str] = []
     for _attempt in range(3):  # Celery hands tasks to whichever worker asks first: a run may use one

@@ -33,11 +33,12 @@ def test_policy_owner_tags(dag_bag, dag_id):
 
 
 def test_retries(ingest_month):
-    retried = [t for t in ingest_month.tasks if t.task_id != "resolve_month"]
+    retried = [t for t in ingest_month.tasks if t.task_id not in ("wait_for_month", "resolve_month")]
     # transient errors (connection lost, also while validating) are retried, with a growing delay; bad input
     # (a failed expectation too) is not: fail_fast
     assert {(t.retries, t.retry_exponential_backoff) for t in retried} == {(2, 2.0)}
     assert ingest_month.get_task("resolve_month").retries == 0  # reads files only: nothing transient
+    assert ingest_month.get_task("wait_for_month").retries == 0  # a retried timeout would only wait again
 
 
 @pytest.mark.parametrize("dag_id", DAG_IDS)
@@ -129,9 +130,10 @@ def test_tasks_and_order(ingest_month):
     dependents = [f"upsert_{t.name}" for t in DEPENDENT_TABLES]
     validations = {f"validate.{t.name}" for t in TABLES}
     snapshots = {f"snapshot_{t.name}" for t in SNAPSHOTTED}
-    assert set(upstream) == {"resolve_month", "ensure_schema", "upsert_users", *dependents, *validations, "publish",
-                             *snapshots}
-    assert upstream["resolve_month"] == set()
+    assert set(upstream) == {"wait_for_month", "resolve_month", "ensure_schema", "upsert_users", *dependents,
+                             *validations, "publish", *snapshots}
+    assert upstream["wait_for_month"] == set()
+    assert upstream["resolve_month"] == {"wait_for_month"}  # files checked against the marker once it is there
     assert upstream["ensure_schema"] == {"resolve_month"}
     assert upstream["upsert_users"] == {"resolve_month", "ensure_schema"}
     for task_id in dependents:  # the five run in parallel, after users
@@ -255,3 +257,36 @@ def test_validation_plugin_declares_its_app_and_tabs_and_imports_light():
         ["dag_run", "/streamflow/validation/{DAG_ID}/{RUN_ID}"],
     ]
     assert report["routes"] == ["/validation/{dag_id}/{run_id}", "/validation/{dag_id}/{run_id}/{task_id}"]
+
+
+def test_a_deadline_alert_per_run_on_the_months_end_calls_the_late_month_callback(ingest_month):
+    from datetime import timedelta
+
+    from airflow.sdk import AsyncCallback
+    from streamflow_deadline import MonthPublishDeadline
+
+    from streamflow import settings
+
+    [alert] = ingest_month.deadline if isinstance(ingest_month.deadline, list) else [ingest_month.deadline]
+    assert isinstance(alert.reference, MonthPublishDeadline)
+    assert alert.interval == timedelta(days=settings.DEFAULT_PUBLISH_DEADLINE_DAYS)
+    assert isinstance(alert.callback, AsyncCallback)  # the triggerer runs it: no worker slot, no executor callback
+    assert alert.callback.path == "streamflow.alerts.month_late"
+
+
+def test_the_deadline_reference_is_registered_by_a_plugin_under_the_name_the_dag_serializes():
+    from airflow.serialization.encoders import encode_deadline_reference
+    from streamflow_deadline import MonthPublishDeadline, StreamflowDeadlinePlugin
+
+    encoded = encode_deadline_reference(MonthPublishDeadline())
+    assert encoded["__class_path"] == "streamflow_deadline.MonthPublishDeadline"
+    assert StreamflowDeadlinePlugin.deadline_references == [MonthPublishDeadline]
+
+
+def test_the_wait_is_a_deferrable_sensor_whose_trigger_keeps_its_deadline_across_restarts():
+    from streamflow_month_wait import MonthCompleteTrigger
+
+    trigger = MonthCompleteTrigger("/seeds/month_002", "2024-03-08T00:00:00+00:00", 2.0)
+    path, kwargs = trigger.serialize()
+    assert path == "streamflow_month_wait.MonthCompleteTrigger"
+    assert MonthCompleteTrigger(**kwargs).give_up_at == "2024-03-08T00:00:00+00:00"  # absolute, not "7 days from now"

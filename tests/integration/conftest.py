@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import subprocess
 import tempfile
 from pathlib import Path
@@ -35,13 +36,16 @@ def airflow_env(settings, home: Path, **extra: str) -> dict[str, str]:
 
 @pytest.fixture
 def run_dag(warehouse, airflow_metadata):
-    """`run_dag("month_001")` runs the whole DAG once (`airflow dags test`) on the test warehouse."""
+    """`run_dag("month_001")` runs the whole DAG once (`airflow dags test`) on the test warehouse;
+    `conf` adds other params of the run."""
     metadata_db, home = airflow_metadata
     settings = dataclasses.replace(warehouse, airflow_database=metadata_db)
 
-    def run(month: str, **extra: str) -> subprocess.CompletedProcess:
-        env = airflow_env(settings, home, **extra)
-        return subprocess.run(["airflow", "dags", "test", "ingest_month", "--conf", f'{{"month": "{month}"}}'],
+    def run(month: str, conf: dict | None = None, **extra: str) -> subprocess.CompletedProcess:
+        from streamflow_dev.env import DAGS_TEST_SETTINGS
+
+        env = airflow_env(settings, home, **{**DAGS_TEST_SETTINGS, **extra})
+        return subprocess.run(["airflow", "dags", "test", "ingest_month", "--conf", json.dumps({"month": month, **(conf or {})})],
                               env=env, capture_output=True, text=True, timeout=600)
 
     return run

@@ -6,7 +6,7 @@ import pytest
 
 from streamflow.registry import SNAPSHOTTED, TABLES
 from streamflow_dev import checks
-from tests.helpers import live_hashes, table_hash
+from tests.helpers import live_hashes, rewrite_marker, table_hash
 
 pytestmark = pytest.mark.airflow
 
@@ -74,6 +74,7 @@ def test_an_older_month_with_other_files_is_refused(run_dag, conn, seeds, tmp_pa
     before = {**live_hashes(conn), **snapshot_hashes(conn)}
     labels = tmp_path / "month_000" / "labels.csv"
     labels.write_text(labels.read_text().replace(",True\n", ",False\n", 1))
+    rewrite_marker(labels.parent)
 
     refused = run_dag("month_000", STREAMFLOW_SEEDS_DIR=str(tmp_path))
 
@@ -97,6 +98,7 @@ def test_a_bad_month_fails_validation_and_stamps_nothing(run_dag, conn, seeds, t
         broken_users.append(fields[0])
         lines[index] = ",".join(fields)
     usage.write_text("".join(lines))
+    rewrite_marker(usage.parent)
 
     assert_succeeded(run_dag("month_000", STREAMFLOW_SEEDS_DIR=str(tmp_path)))
     january, live = snapshot_hashes(conn), live_hashes(conn)
@@ -122,7 +124,54 @@ def test_a_bad_month_fails_validation_and_stamps_nothing(run_dag, conn, seeds, t
 
     # The file corrected, the month again: published whole, stamped, staging gone but the failed run's.
     shutil.copy(seeds / "month_001" / "usage_agg_30d.csv", usage)
+    rewrite_marker(usage.parent)
     assert_succeeded(run_dag("month_001", STREAMFLOW_SEEDS_DIR=str(tmp_path)))
     assert checks.collect(conn)["as_of"] == ["2024-01-31", "2024-02-29"]
     assert conn.execute("SELECT count(*) FILTER (WHERE churn_label) FROM labels").fetchone() == (1701,)
     assert conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'streamflow_stage_%'").fetchone() == (1,)
+
+
+def test_a_manual_month_without_its_marker_fails_at_once_and_the_override_loads_it(run_dag, conn, seeds, tmp_path):
+    import shutil
+
+    from streamflow.completeness import MARKER_NAME
+
+    shutil.copytree(seeds / "month_000", tmp_path / "month_000")
+    (tmp_path / "month_000" / MARKER_NAME).unlink()
+
+    refused = run_dag("month_000", STREAMFLOW_SEEDS_DIR=str(tmp_path))
+
+    assert refused.returncode != 0
+    log = refused.stdout + refused.stderr
+    assert f"month_000 is not complete, missing: {tmp_path / 'month_000' / MARKER_NAME}" in log
+    assert '"require_marker": false' in log  # the way out is named
+    assert conn.execute("SELECT count(*) FROM ingestion_ledger").fetchone() == (0,)
+    assert conn.execute("SELECT count(*) FROM users").fetchone() == (0,)
+    conn.commit()  # its locks would hold back the run's DDL
+
+    loaded = run_dag("month_000", {"require_marker": False}, STREAMFLOW_SEEDS_DIR=str(tmp_path))
+    assert_succeeded(loaded)
+    assert "month_000: loading WITHOUT checking its completeness marker" in loaded.stdout + loaded.stderr
+    assert conn.execute("SELECT count(*) FROM users").fetchone() == (ROWS,)
+
+
+def test_a_file_that_differs_from_its_marker_is_refused_and_nothing_is_staged(run_dag, conn, seeds, tmp_path):
+    import shutil
+
+    from streamflow.completeness import describe_file
+
+    shutil.copytree(seeds / "month_000", tmp_path / "month_000")
+    labels = tmp_path / "month_000" / "labels.csv"
+    labels.write_bytes(labels.read_bytes()[:-200])  # cut short after the marker was written: a copy not finished
+
+    refused = run_dag("month_000", STREAMFLOW_SEEDS_DIR=str(tmp_path))
+
+    assert refused.returncode != 0
+    log = refused.stdout + refused.stderr
+    assert "the month's files are not the ones its marker describes, nothing was loaded" in log
+    assert f"{labels}: sha256 is " in log
+    assert f"{labels}: rows is {describe_file(labels)['rows']}, the marker says {ROWS}" in log
+    assert conn.execute("SELECT count(*) FROM ingestion_ledger").fetchone() == (0,)
+    assert conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'streamflow_stage_%'").fetchone() == (0,)
+    assert {t.name: conn.execute(f"SELECT count(*) FROM {t.name}").fetchone()[0] for t in TABLES} == {
+        t.name: 0 for t in TABLES}

@@ -231,3 +231,13 @@ def test_the_cli_writes_a_manifest(tmp_path, capsys):
     assert [m["month"] for m in manifest["per_month"]] == ["month_000", "month_001"]
     assert table("labels").file_name in {p.name for p in (tmp_path / "month_001").iterdir()}
     assert "wrote 2 month(s)" in capsys.readouterr().out
+
+
+def test_every_generated_month_gets_a_completeness_marker_that_matches_its_files(small):
+    from streamflow.completeness import MARKER_NAME, verify
+
+    folders = sorted(p for p in small.iterdir() if p.is_dir())
+    assert tuple(p.name for p in folders) == MONTHS
+    for folder in folders:
+        assert (folder / MARKER_NAME).is_file()
+        assert set(verify(folder)) == {t.file_name for t in TABLES}

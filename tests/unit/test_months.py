@@ -85,3 +85,14 @@ def test_last_scheduled_month(monkeypatch, last_month, run_month, interval_end):
 def test_bad_last_month_is_refused(bad):
     with pytest.raises(ValueError, match="YYYY-MM|outside"):
         month_for_year_month(bad)
+
+
+def test_make_run_ends_an_open_ended_schedule_at_the_last_month_present(tmp_path):
+    from streamflow_dev.__main__ import last_month_present
+
+    assert last_month_present({"STREAMFLOW_SEEDS_DIR": "data/seeds"}) == "2024-02"  # the shipped months
+    for name in ("month_000", "month_013", "notes"):
+        (tmp_path / name).mkdir()
+    assert last_month_present({"STREAMFLOW_SEEDS_DIR": str(tmp_path)}) == "2025-02"
+    with pytest.raises(SystemExit, match="no month folder"):
+        last_month_present({"STREAMFLOW_SEEDS_DIR": str(tmp_path / "empty")})

@@ -11,8 +11,10 @@ import os
 import sys
 import time
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from streamflow import months
+from streamflow.settings import PROJECT_ROOT
 from streamflow_dev import checks, env, feast, pgserver
 from streamflow_dev.stack import DAG_ID, FINISHED, TRAINING_DAG_ID, Stack
 
@@ -80,12 +82,24 @@ def _start(stack: Stack) -> None:
                       "marked failed", flush=True)
 
 
+def last_month_present(values: dict[str, str]) -> str:
+    """YYYY-MM of the last month folder under STREAMFLOW_SEEDS_DIR: where `make run` ends an open-ended
+    schedule, so that it can finish (a run for the month after would wait for its files)."""
+    seeds = Path(values.get("STREAMFLOW_SEEDS_DIR") or "data/seeds")
+    present = months.available(seeds if seeds.is_absolute() else PROJECT_ROOT / seeds)
+    if not present:
+        raise SystemExit(f"no month folder under {seeds}")
+    return f"{months.month_from_name(present[-1]).period_start:%Y-%m}"
+
+
 def cmd_run(_args) -> int:
     """Both months through Airflow's own catch-up on a real scheduler + API server, then their training sets."""
     values, pg = _warehouse()
-    stack = Stack(env.airflow_environment(values))
     if not values.get("STREAMFLOW_LAST_MONTH"):
-        raise SystemExit("set STREAMFLOW_LAST_MONTH (YYYY-MM) so `make run` knows which months to wait for")
+        values["STREAMFLOW_LAST_MONTH"] = last_month_present(values)
+        print(f"airflow: schedule ends at {values['STREAMFLOW_LAST_MONTH']}, the last month present "
+              "(STREAMFLOW_LAST_MONTH empty)", flush=True)
+    stack = Stack(env.airflow_environment(values))
     count = months.month_for_year_month(values["STREAMFLOW_LAST_MONTH"]).index + 1
     wanted = {months.month_for_index(i).as_of + timedelta(days=1) for i in range(count)}  # interval ends
     started, seen = time.monotonic(), {}
@@ -198,7 +212,7 @@ def cmd_dag_test(args) -> int:
     """One month in-process (`airflow dags test`), against the configured warehouse."""
     months.month_from_name(args.month)  # refuse a bad name before starting anything
     values, _ = _warehouse()
-    stack = Stack(env.airflow_environment(values))
+    stack = Stack(env.airflow_environment({**values, **env.DAGS_TEST_SETTINGS}))
     stack.airflow("db", "migrate")
     result = stack.airflow("dags", "test", DAG_ID, "--conf", f'{{"month": "{args.month}"}}', check=False,
                            capture=False)

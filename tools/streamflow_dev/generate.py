@@ -20,7 +20,9 @@
 Nothing is held per user: each file streams from the previous month's file (and its labels, for
 who leaves). The six tables of a month are written by separate processes (`--jobs`); every
 random draw comes from a stream seeded by (seed, month, purpose), so the output is byte-identical
-for a given seed, whatever `--jobs`. `generate.json` (parameters and rates) is written last.
+for a given seed, whatever `--jobs`. Each month folder gets its completeness marker (`_manifest.json`,
+`streamflow.completeness`) once its six files are written; `generate.json` (parameters and rates)
+is written last.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from streamflow import months
+from streamflow import completeness, months
 from streamflow.registry import KEY, TABLES, Table, table
 from streamflow.settings import PROJECT_ROOT
 
@@ -277,6 +279,7 @@ def generate(out: Path, users: int, month_count: int, seed: int, seeds: Path = R
             results = dict(executor.map(_write_table, work) if executor else map(_write_table, work))
             if len(set(results.values())) != 1:
                 raise RuntimeError(f"{run.month}: tables disagree on the number of users: {results}")
+            completeness.write_marker(folder)  # last: the month is complete only now
             rows = next(iter(results.values()))
             per_month.append({"month": run.month, "users": rows, "joined": len(joiners),
                               "left": population - (rows - len(joiners)) if index else 0})

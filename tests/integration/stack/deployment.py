@@ -22,7 +22,7 @@ from streamflow.settings import WAREHOUSE_CONN_ID
 from streamflow_dev import pgserver
 from streamflow_dev.stack import DAG_ID, TRAINING_DAG_ID, Stack
 from tests.conftest import connect, drop_database
-from tests.helpers import copy_month_with_negative_watch_hours, live_hashes, table_hash
+from tests.helpers import copy_month_with_negative_watch_hours, live_hashes, rewrite_marker, table_hash
 from tests.integration.conftest import airflow_env
 
 if TYPE_CHECKING:
@@ -34,8 +34,9 @@ if TYPE_CHECKING:
 ROWS = 7043
 JANUARY_RUN = "scheduled__2024-02-01T00:00:00+00:00"
 FEBRUARY_RUN = "scheduled__2024-03-01T00:00:00+00:00"
-#: resolve_month, ensure_schema, one upsert and one validate per table, publish, one snapshot per snapshotted table.
-TASKS_PER_RUN = 3 + 2 * len(TABLES) + len(SNAPSHOTTED)
+#: wait_for_month, resolve_month, ensure_schema, one upsert and one validate per table, publish, one snapshot per
+#: snapshotted table.
+TASKS_PER_RUN = 4 + 2 * len(TABLES) + len(SNAPSHOTTED)
 FINISHED = ("success", "failed")
 WAIT_S = 300
 
@@ -119,6 +120,7 @@ def seeds_with_a_bad_month(source: Path, target: Path) -> list[str]:
         fields[at] = ""
         lines[index] = ",".join(fields) + "\n"
     usage.write_text(header + "".join(lines), encoding="utf-8")
+    rewrite_marker(target / "month_002")
     return broken
 
 

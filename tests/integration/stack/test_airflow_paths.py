@@ -28,6 +28,7 @@ from streamflow import training
 from streamflow.registry import SNAPSHOTTED, TABLES
 from streamflow_dev import checks
 from streamflow_dev.stack import DAG_ID, TRAINING_DAG_ID
+from tests.helpers import rewrite_marker
 from tests.integration.stack.deployment import (
     BLANKED_COLUMN,
     FEBRUARY_RUN,
@@ -208,11 +209,13 @@ def test_rest_trigger_is_checked_by_param_schema_and_no_time_travel(deployment, 
     users = deployment.seeds / "month_000" / "users.csv"
     original = users.read_bytes()
     users.write_bytes(original.rsplit(b"\n", 2)[0] + b"\n")  # drop the last user
+    marker = rewrite_marker(users.parent)  # delivered whole: the order rule refuses it, not the marker
     try:
         response = trigger(deployment, {"month": "month_000"})
         run = wait_for_run(deployment, response.json()["dag_run_id"])
     finally:
         users.write_bytes(original)
+        rewrite_marker(marker.parent)
     assert run["state"] == "failed"
     assert failed_tasks(deployment, run["run_id"]) == [("upsert_users", 1)]
     assert "refusing to apply as_of 2024-01-31" in api_log(deployment, run["run_id"], "upsert_users", 1)
@@ -243,7 +246,7 @@ def test_trigger_form_in_a_browser_offers_the_month_folders_and_runs_month_001(d
     [run_id] = {r["run_id"] for r in runs(deployment)} - before
     run = wait_for_run(deployment, run_id)
     assert (run["run_type"], run["conf"]) == ("manual", {"month": "month_001", "snapshot_policy": "restamp",
-                                                         "accept": []})
+                                                         "accept": [], "require_marker": True})
     # February again, still the latest month, from the files it was loaded from: nothing applied, the
     # run succeeds, and its snapshots are re-announced (changed: false): training_set rebuilds February.
     assert run["state"] == "success", failures(deployment, [run])
