@@ -8,7 +8,8 @@
 #
 # Inputs: DOCKER_HOST (the engine), STANDIN_CACHE (debootstrap rootfs + wheelhouse, reused across
 # runs), PYTHON (the host Python that downloads the wheelhouse: same version as the image's, 3.11).
-set -euo pipefail
+# errtrace (-E): the ERR trap below also fires inside functions, so a failing step always says where.
+set -Eeuo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
 project="$(cd "$here/../.." && pwd)"
@@ -99,7 +100,10 @@ fi
 build() {  # build TAG FOLDER [files for its wheelhouse/...]
   local tag="$1" folder="$2"; shift 2
   local digest built_from
-  built_from="$(docker image inspect --format '{{ index .Config.Labels "streamflow.standin.digest" }}' "$tag" 2>/dev/null)"
+  # No image yet (a fresh engine): nothing it was built from. Without `|| true` the failed inspect ended
+  # the script here, silently, on every machine that had not built the stand-ins before.
+  built_from="$(docker image inspect --format '{{ index .Config.Labels "streamflow.standin.digest" }}' "$tag" 2>/dev/null \
+                || true)"
   digest="$( (cd "$here/$folder" && cat ./*; printf '%s\n' "$base_image" "${@##*/}"
               if (($#)); then cat -- "$@" </dev/null | sha256sum; fi) | sha256sum | cut -c1-16)"
   [[ "$built_from" == "$digest" ]] && return
