@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from streamflow.registry import KEY, TABLES, Table
 from streamflow.validation import Outcome, suites_file
+from streamflow.validation import figure_text as figure
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -60,16 +61,10 @@ class Check:
     needs_previous_figure: bool = True
 
 
-def _figure(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
 def _ratio(kwargs: dict, this: Any, earlier: list[Any], month: TableMetrics) -> Verdict:
     previous = earlier[-1]
     low, high = previous * kwargs["min_ratio"], previous * kwargs["max_ratio"]
-    bound = f"{kwargs['min_ratio']}x..{kwargs['max_ratio']}x of the previous month ({_figure(low)}..{_figure(high)})"
+    bound = f"{kwargs['min_ratio']}x..{kwargs['max_ratio']}x of the previous month ({figure(low)}..{figure(high)})"
     return Verdict(low <= this <= high, bound)
 
 
@@ -77,13 +72,13 @@ def _share_of_previous_users(kwargs: dict, this: Any, earlier: list[Any], month:
     users = (month.users_left or 0) + (month.users_kept or 0)  # last month's file: who left and who stayed
     most = kwargs["max_fraction"] * users
     return Verdict(this <= most, f"at most {kwargs['max_fraction']:.0%} of the previous month's {users} users "
-                                 f"({_figure(most)})")
+                                 f"({figure(most)})")
 
 
 def _null_fraction_jump(kwargs: dict, this: Any, earlier: list[Any], month: TableMetrics) -> Verdict:
     most = earlier[-1] + kwargs["max_increase"]
-    return Verdict(this <= most, f"at most {_figure(kwargs['max_increase'])} above the previous month "
-                                 f"({_figure(min(most, 1.0))})")
+    return Verdict(this <= most, f"at most {figure(kwargs['max_increase'])} above the previous month "
+                                 f"({figure(min(most, 1.0))})")
 
 
 def _single_value(kwargs: dict, this: Any, earlier: list[Any], month: TableMetrics) -> Verdict:
@@ -98,17 +93,17 @@ def _mean_change(kwargs: dict, this: Any, earlier: list[Any], month: TableMetric
     previous = earlier[-1]
     if "max_abs_change" in kwargs:
         most = kwargs["max_abs_change"]
-        text = f"within ±{_figure(most)} of the previous month"
+        text = f"within ±{figure(most)} of the previous month"
     else:
         most = kwargs["max_relative_change"] * abs(previous)
         text = f"within ±{kwargs['max_relative_change']:.0%} of the previous month"
-    return Verdict(abs(this - previous) <= most, f"{text} ({_figure(previous - most)}..{_figure(previous + most)})")
+    return Verdict(abs(this - previous) <= most, f"{text} ({figure(previous - most)}..{figure(previous + most)})")
 
 
 def _stddev_change(kwargs: dict, this: Any, earlier: list[Any], month: TableMetrics) -> Verdict:
     previous, ratio = earlier[-1], kwargs["max_ratio"]
     low, high = previous / ratio, previous * ratio
-    return Verdict(low <= this <= high, f"1/{ratio}x..{ratio}x of the previous month ({_figure(low)}..{_figure(high)})")
+    return Verdict(low <= this <= high, f"1/{ratio}x..{ratio}x of the previous month ({figure(low)}..{figure(high)})")
 
 
 def _mean_zscore(kwargs: dict, this: Any, earlier: list[Any], month: TableMetrics) -> Verdict:
@@ -121,8 +116,8 @@ def _mean_zscore(kwargs: dict, this: Any, earlier: list[Any], month: TableMetric
     spread = max(statistics.stdev(window), kwargs["min_relative_sd"] * abs(center), 1e-12)
     z = (this - center) / spread
     return Verdict(abs(z) <= kwargs["max_z"],
-                   f"|z| <= {kwargs['max_z']} over the trailing {len(window)} months (mean {_figure(center)}, "
-                   f"sd {_figure(spread)}; z = {z:.2f})")
+                   f"|z| <= {kwargs['max_z']} over the trailing {len(window)} months (mean {figure(center)}, "
+                   f"sd {figure(spread)}; z = {z:.2f})")
 
 
 CHECKS: dict[str, Check] = {c.name: c for c in (

@@ -11,7 +11,7 @@ with the figures of the months published before it.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from streamflow.registry import KEY, Table
@@ -219,9 +219,3 @@ def prune_keysets(conn: psycopg.Connection, as_of: str) -> None:
     """Drop the user_id sets no later month can compare against: older than the month before `as_of`."""
     conn.execute("DELETE FROM validation_keysets"
                  " WHERE as_of < (date_trunc('month', %s::date) - interval '1 day')::date", (as_of,))
-
-
-def as_dict(metrics: TableMetrics) -> dict[str, Any]:
-    """The figures as plain data (XCom, logs)."""
-    return {f.name: getattr(metrics, f.name) for f in fields(metrics) if f.name != "columns"} | {
-        "columns": {name: {f.name: getattr(c, f.name) for f in fields(c)} for name, c in metrics.columns.items()}}

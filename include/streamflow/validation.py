@@ -251,9 +251,9 @@ def describe_failure(outcome: Outcome) -> str:
     lines = [f"{verdict} {outcome.table}.{outcome.column or '*'}: {outcome.expectation} {kwargs}"]
     figures = outcome.figures
     if figures:
-        previous = (f"{_shown(figures['previous'])} (as_of {figures['previous_as_of']})"
+        previous = (f"{figure_text(figures['previous'])} (as_of {figures['previous_as_of']})"
                     if figures["previous_as_of"] else "none")
-        lines.append(f"    {figures['metric']}: this month {_shown(figures['this'])} (as_of {figures['as_of']}), "
+        lines.append(f"    {figures['metric']}: this month {figure_text(figures['this'])} (as_of {figures['as_of']}), "
                      f"previous month {previous}; bound: {figures['bound']}")
         lines.append(f"    accepted for this run (accept: {figures['check_id']}): it does not block the publish"
                      if figures["accepted"] else
@@ -272,7 +272,8 @@ def describe_failure(outcome: Outcome) -> str:
     return "\n".join(lines)
 
 
-def _shown(value: Any) -> str:
+def figure_text(value: Any) -> str:
+    """A figure as the log and the bounds write it: floats to 4 significant digits, the rest as is."""
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
