@@ -201,7 +201,11 @@ def phase_validate(args: dict) -> dict:
 
 
 def _month_figures(conninfo: str, per_table: dict) -> float:
-    """Seconds of `pipeline.audit_figures`' work on the six live tables: compute, keep, judge."""
+    """Seconds of `pipeline.audit_figures`' work on the six live tables: compute, keep, judge.
+
+    The month before is kept first, untimed: each table's user_ids but one in twenty (so the users
+    kept are counted by a real join, not found equal), as that month's run would have kept them.
+    """
     import psycopg
     from psycopg import sql
 
@@ -212,17 +216,22 @@ def _month_figures(conninfo: str, per_table: dict) -> float:
     total = 0.0
     with psycopg.connect(conninfo) as conn:
         for table in TABLES:
-            live = sql.Identifier(table.name)
             with conn.transaction():
-                conn.execute(sql.SQL("INSERT INTO validation_keysets (run_id, as_of, table_name, user_hashes)"
-                                     " SELECT 'bench__previous', '2024-01-31', %s, array_agg(hashtextextended({}, 0))"
-                                     " FROM {}"
-                                     " ON CONFLICT DO NOTHING").format(sql.Identifier(KEY), live), (table.name,))
+                (user_set,) = conn.execute(sql.SQL(
+                    "WITH previous AS (SELECT array_agg(h) AS hashes FROM (SELECT hashtextextended({}, 0) AS h FROM {})"
+                    "                  AS every_user WHERE h % 20 <> 0),"
+                    " kept AS (INSERT INTO validation_user_sets (run_id, fingerprint, as_of, user_hashes)"
+                    "          SELECT 'bench__previous', streamflow_user_set_fingerprint(hashes), '2024-01-31', hashes"
+                    "          FROM previous ON CONFLICT DO NOTHING)"
+                    " SELECT streamflow_user_set_fingerprint(hashes) FROM previous").format(
+                    sql.Identifier(KEY), sql.Identifier(table.name))).fetchone()
+            previous = metrics.PreviousUsers("2024-01-31", "bench__previous", user_set)
+            live = sql.Identifier(table.name)
             t0 = time.perf_counter()
             with conn.transaction():
-                figures = metrics.compute(conn, table, live, as_of, ("2024-01-31", "bench__previous"))
+                figures = metrics.compute(conn, table, live, as_of, run["run_id"], previous)
                 metrics.history(conn, table.name, as_of)
-            metrics.record(conn, run, figures, live)
+                metrics.record(conn, run, figures)
             outcomes = history.evaluate(table, figures, [figures])
             per_table[table.name]["figures_s"] = time.perf_counter() - t0
             per_table[table.name]["checks"] = len(outcomes)

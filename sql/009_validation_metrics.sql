@@ -36,14 +36,47 @@ END $$;
 -- the next month counts its users joined, left and kept against the run that published the month
 -- before. The live tables cannot say it: they keep every user ever loaded. Hashes, not the text:
 -- a seventh of the cost to build and to join at 1M users (a collision among 10^6 ids has odds of
--- ~10^-8, and would move a count by one). The publish keeps only its own and the previous month's.
+-- ~10^-8, and would move a count by one). A month's six files usually hold the same users, so a
+-- set is kept once per run and fingerprint (include/streamflow/metrics.py, `fingerprint`) and each
+-- file names the set it holds. STORAGE EXTERNAL: hashes do not compress, so do not try. The
+-- publish keeps only its own and the previous month's sets.
+CREATE TABLE IF NOT EXISTS validation_user_sets (
+  run_id TEXT NOT NULL,
+  fingerprint TEXT NOT NULL,
+  as_of DATE NOT NULL,
+  user_hashes BIGINT[] STORAGE EXTERNAL NOT NULL,
+  PRIMARY KEY (run_id, fingerprint)
+);
 CREATE TABLE IF NOT EXISTS validation_keysets (
   run_id TEXT NOT NULL,
   as_of DATE NOT NULL,
   table_name TEXT NOT NULL,
-  user_hashes BIGINT[] NOT NULL,
+  fingerprint TEXT,               -- its user set in validation_user_sets
+  previous_fingerprint TEXT,      -- the previous month's set its users_* were counted against
   PRIMARY KEY (run_id, table_name)
 );
+
+-- A kept set's fingerprint from its hashes: what metrics.fingerprint makes of the same set.
+CREATE OR REPLACE FUNCTION streamflow_user_set_fingerprint(user_hashes BIGINT[]) RETURNS TEXT
+LANGUAGE sql IMMUTABLE AS $$
+  SELECT count(*) || ':' || coalesce(bit_xor(h), 0) || ':' || coalesce(bit_xor(hashint8extended(h, 1)), 0)
+  FROM unnest(user_hashes) AS h
+$$;
+
+-- A warehouse set up before the sets were shared keeps one set per file (validation_keysets.user_hashes):
+-- move each into validation_user_sets under its fingerprint, once.
+DO $$ BEGIN
+  IF EXISTS (SELECT FROM information_schema.columns WHERE table_schema = current_schema()
+             AND table_name = 'validation_keysets' AND column_name = 'user_hashes') THEN
+    ALTER TABLE validation_keysets ADD COLUMN IF NOT EXISTS fingerprint TEXT,
+      ADD COLUMN IF NOT EXISTS previous_fingerprint TEXT;
+    UPDATE validation_keysets SET fingerprint = streamflow_user_set_fingerprint(user_hashes);
+    INSERT INTO validation_user_sets (run_id, fingerprint, as_of, user_hashes)
+      SELECT DISTINCT ON (run_id, fingerprint) run_id, fingerprint, as_of, user_hashes FROM validation_keysets
+      ON CONFLICT DO NOTHING;
+    ALTER TABLE validation_keysets DROP COLUMN user_hashes;
+  END IF;
+END $$;
 
 -- The run that published table_name in each of the (at most max_months) months before
 -- before_as_of, newest first: whose figures are a month's history.
@@ -77,7 +110,8 @@ BEGIN
     INTO staged_month;
   RETURN QUERY
     SELECT u.user_id FROM users AS u WHERE hashtextextended(u.user_id, 0) IN (
-      SELECT unnest(k.user_hashes) FROM validation_keysets AS k
+      SELECT unnest(s.user_hashes) FROM validation_keysets AS k
+      JOIN validation_user_sets AS s ON s.run_id = k.run_id AND s.fingerprint = k.fingerprint
       WHERE k.table_name = 'users' AND k.run_id = (
         SELECT l.run_id FROM ingestion_ledger AS l
         WHERE l.table_name = 'users' AND l.status = 'loaded' AND l.month = staged_month ORDER BY l.id DESC LIMIT 1));

@@ -10,7 +10,9 @@ with the figures of the months published before it.
 
 from __future__ import annotations
 
+import decimal
 import json
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +26,7 @@ if TYPE_CHECKING:
 FREQUENCY_LIMIT = 50
 #: How many published months back a check may look (the trailing window of z-scores, the trend chart).
 HISTORY_MONTHS = 12
-_AVERAGED = ("numeric", "integer", "boolean")
+_NUMBERS = ("numeric", "integer")
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,8 @@ class TableMetrics:
     users_left: int | None = None
     users_kept: int | None = None
     previous_as_of: str | None = None
+    user_set: str | None = None  # the fingerprint of its user_ids (`fingerprint`)
+    previous_user_set: str | None = None
 
     def value(self, metric: str, column: str | None = None) -> Any:
         """A figure by name: a table's (`rows`, `users_left`, ...) or, with `column`, a column's."""
@@ -61,110 +65,197 @@ class TableMetrics:
         return None if found is None else getattr(found, metric)
 
 
-def compute(conn: psycopg.Connection, table: Table, batch: sql.Composable, as_of: str,
-            previous: tuple[str, str] | None) -> TableMetrics:
-    """The figures of `batch` (a staged table of `table`'s shape): two scans and a hash join.
+@dataclass(frozen=True)
+class PreviousUsers:
+    """The user set a table's previous published month was published from (`previous_users`)."""
 
-    One aggregate scan (rows, non-NULL counts, min/max, mean and standard deviation), one grouping-
-    sets scan (distinct counts and value frequencies: a hash per column, not a sort per column as
-    count(DISTINCT) would be), and the users joined, left and kept against the previous month's set.
+    as_of: str
+    run_id: str
+    user_set: str
+
+
+def fingerprint(rows: int, xor_of_hashes: int, xor_of_rehashes: int) -> str:
+    """A set of user_ids in one short text: its size, the XOR of their hashes, the XOR of a rehash of
+    each. Equal sets give equal texts in any order; two different sets the same text at odds of about
+    2^-128. `streamflow_user_set_fingerprint` (sql/009) computes it from a kept set's hashes."""
+    return f"{rows}:{xor_of_hashes}:{xor_of_rehashes}"
+
+
+def _set_size(user_set: str) -> int:
+    return int(user_set.split(":", 1)[0])
+
+
+def compute(conn: psycopg.Connection, table: Table, batch: sql.Composable, as_of: str, run_id: str,
+            previous: PreviousUsers | None) -> TableMetrics:
+    """The figures of `batch` (a staged table of `table`'s shape): two scans, and a join per user set.
+
+    One aggregate scan (rows, non-NULL counts, min/max, mean and standard deviation, a boolean's
+    values, the user set's fingerprint), one grouping-sets scan of the other columns (distinct counts
+    and value frequencies: a hash per column, not a sort per column as count(DISTINCT) would be), and
+    the users joined, left and kept against the previous month's set. The six files of a month
+    usually hold the same users: the set is kept once per run and fingerprint, and counted against
+    the previous month's set once (`_users_kept`), not once per file.
+
+    Call it in a transaction that `record` then ends: `_users_kept` holds a lock on the user set
+    until then, so that a file with the same users validated at the same time reuses its count.
 
     Args:
         batch: the (quoted) table to measure.
         as_of: the month's as_of.
-        previous: (as_of, run_id) of the user_id set the previous month was published from
-            (`previous_keyset`), or None: users joined, left and kept are then not counted.
+        run_id: the run measuring (its user sets are kept under it).
+        previous: the user set the previous month was published from (`previous_users`), or None:
+            users joined, left and kept are then not counted.
     """
     from psycopg import sql
 
     measured = [c for c in table.columns if c.name != KEY]
-    aggregates: list[sql.Composable] = [sql.SQL("count(*)")]
-    for column in measured:
-        value = sql.Identifier(column.name)
-        aggregates.append(sql.SQL("count({})").format(value))
-        if column.pg_type == "boolean":  # PostgreSQL has no min/max(boolean): bool_and is the min, bool_or the max
-            aggregates += [sql.SQL("bool_and({})::text").format(value), sql.SQL("bool_or({})::text").format(value)]
-        else:
-            collate = sql.SQL(' COLLATE "C"') if column.pg_type == "text" else sql.SQL("")
-            aggregates += [sql.SQL("min({}{})::text").format(value, collate),
-                           sql.SQL("max({}{})::text").format(value, collate)]
-        if column.pg_type in _AVERAGED:
-            # In float8: NUMERIC arithmetic costs twice the scan, and a figure needs no exact decimal.
-            as_number = sql.SQL("{}::int" if column.pg_type == "boolean" else "{}::float8").format(value)
-            aggregates += [sql.SQL("avg({})").format(as_number), sql.SQL("stddev_samp({})").format(as_number)]
+    flags = [c for c in measured if c.pg_type == "boolean"]
+    user_hash = sql.SQL("hashtextextended({}, 0)").format(sql.Identifier(KEY))
+    # The scan for what needs no grouping: rows, the user set's fingerprint, each boolean's counts.
+    aggregates: list[sql.Composable] = [
+        sql.SQL("count(*)"), sql.SQL("coalesce(bit_xor({0}), 0)").format(user_hash),
+        sql.SQL("coalesce(bit_xor(hashint8extended({0}, 1)), 0)").format(user_hash)]
+    for column in flags:
+        aggregates += [sql.SQL("count({})").format(sql.Identifier(column.name)),
+                       sql.SQL("count(*) FILTER (WHERE {})").format(sql.Identifier(column.name))]
     row = conn.execute(sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(aggregates), batch)).fetchone()
-    rows, cells = row[0], iter(row[1:])
-    values = _distinct_values(conn, table, batch, measured)
-    columns: dict[str, ColumnMetrics] = {}
-    for column in measured:
-        non_null, low, high = next(cells), next(cells), next(cells)
-        mean, stddev = (next(cells), next(cells)) if column.pg_type in _AVERAGED else (None, None)
-        distinct, frequencies = values[column.name]
-        columns[column.name] = ColumnMetrics(
-            null_fraction=(1 - non_null / rows) if rows else None, distinct_count=distinct,
-            min_value=low, max_value=high, mean=None if mean is None else float(mean),
-            stddev=None if stddev is None else float(stddev), frequencies=frequencies)
+    rows, user_set, counts = row[0], fingerprint(*row[:3]), iter(row[3:])
+    columns = {column.name: _flag_figures(rows, next(counts), next(counts)) for column in flags}
+    columns |= _grouped_figures(conn, batch, rows, [c for c in measured if c.pg_type != "boolean"])
+    columns = {c.name: columns[c.name] for c in measured}  # in the registry's order
     joined = left = kept = None
-    if previous is not None:  # one hash join of 64-bit hashes, in the server: the set never comes to Python
-        (kept,) = conn.execute(sql.SQL(
-            "SELECT count(*) FROM {batch} AS batch JOIN (SELECT unnest(user_hashes) AS h FROM validation_keysets"
-            " WHERE run_id = %s AND table_name = %s) AS previous ON previous.h = hashtextextended(batch.{key}, 0)"
-        ).format(key=sql.Identifier(KEY), batch=batch), (previous[1], table.name)).fetchone()
-        (before,) = conn.execute("SELECT cardinality(user_hashes) FROM validation_keysets"
-                                 " WHERE run_id = %s AND table_name = %s", (previous[1], table.name)).fetchone()
-        joined, left = rows - kept, before - kept
+    _keep_user_set(conn, run_id, as_of, user_set, batch)
+    if previous is not None:
+        kept = _users_kept(conn, run_id, user_set, previous)
+        joined, left = rows - kept, _set_size(previous.user_set) - kept
     return TableMetrics(table=table.name, as_of=as_of, rows=rows, columns=columns, users_joined=joined,
-                        users_left=left, users_kept=kept, previous_as_of=previous[0] if previous else None)
+                        users_left=left, users_kept=kept, previous_as_of=previous.as_of if previous else None,
+                        user_set=user_set, previous_user_set=previous.user_set if previous else None)
 
 
-def _distinct_values(conn: psycopg.Connection, table: Table, batch: sql.Composable, measured: list
-                     ) -> dict[str, tuple[int, dict[str, int] | None]]:
-    """{column: (distinct non-NULL values, {value: rows} for a text or boolean column of at most
-    FREQUENCY_LIMIT values, NULL as "null")}, in one scan: GROUP BY GROUPING SETS, one set per column."""
+def _flag_figures(rows: int, non_null: int, true: int) -> ColumnMetrics:
+    """A boolean column's figures from its counts: the mean is the fraction true, min/max as bool_and/bool_or."""
+    false = non_null - true
+    frequencies = {value: n for value, n in (("false", false), ("null", rows - non_null), ("true", true)) if n}
+    mean = true / non_null if non_null else None
+    # The sample standard deviation of 0/1 values: sqrt(n p (1 - p) / (n - 1)), as stddev_samp gives it.
+    stddev = math.sqrt(non_null * mean * (1 - mean) / (non_null - 1)) if non_null > 1 else None
+    return ColumnMetrics(null_fraction=(1 - non_null / rows) if rows else None,
+                         distinct_count=(true > 0) + (false > 0),
+                         min_value=None if not non_null else "false" if false else "true",
+                         max_value=None if not non_null else "true" if true else "false",
+                         mean=mean, stddev=stddev, frequencies=frequencies)
+
+
+def _grouped_figures(conn: psycopg.Connection, batch: sql.Composable, rows: int, measured: list
+                     ) -> dict[str, ColumnMetrics]:
+    """The figures of the columns other than booleans, in one scan: GROUP BY GROUPING SETS, one set per
+    column, gives each column's values with their rows; its null count, distinct count, min and max,
+    mean and standard deviation (numbers: exact NUMERIC sums over the groups, a few thousand rows
+    for a month's features, not a second scan), and, for a text column of at most FREQUENCY_LIMIT
+    values, {value: rows} (NULL as "null") come from those groups."""
     from psycopg import sql
 
+    if not measured:
+        return {}
     names = [sql.Identifier(c.name) for c in measured]
     width = len(names)
     # GROUPING(c1, ..., cn) sets a bit per column not grouped, c1 the highest: the set of column i
     # (grouped by it alone) is every bit but its own.
     mask = {c.name: (1 << width) - 1 - (1 << (width - 1 - i)) for i, c in enumerate(measured)}
-    counted = [c for c in measured if c.pg_type in ("text", "boolean")]
+    counted = [c for c in measured if c.pg_type == "text"]
     is_null = sql.SQL("CASE GROUPING({}) {} END").format(sql.SQL(", ").join(names), sql.SQL(" ").join(
         sql.SQL("WHEN {} THEN {} IS NULL").format(sql.Literal(mask[c.name]), sql.Identifier(c.name)) for c in measured))
     # Only the counted columns' values are written as text: the rest need no text at all.
     value = sql.SQL("coalesce({})").format(sql.SQL(", ").join(
         sql.SQL("{}::text").format(sql.Identifier(c.name)) for c in counted)) if counted else sql.SQL("NULL::text")
+    # Each column's own figures over the groups (NULL in every other column's groups). The sums are
+    # NUMERIC, exact: the variance from them, (S2 - S1^2/n) / (n - 1), loses nothing to cancellation.
+    figures: list[sql.Composable] = []
+    for column in measured:
+        name = sql.Identifier(column.name)
+        collate = sql.SQL(' COLLATE "C"') if column.pg_type == "text" else sql.SQL("")
+        figures += [sql.SQL("min({}{})::text").format(name, collate), sql.SQL("max({}{})::text").format(name, collate)]
+        if column.pg_type in _NUMBERS:
+            figures += [sql.SQL("sum({}::numeric * rows)").format(name),
+                        sql.SQL("sum({0}::numeric * {0}::numeric * rows)").format(name)]
     query = sql.SQL(
-        "SELECT which, count(*) FILTER (WHERE NOT value_is_null),"
-        " jsonb_object_agg(coalesce(value, 'null'), rows) FILTER (WHERE which = ANY(%s::int[]))"
-        " FROM (SELECT GROUPING({names}) AS which, {is_null} AS value_is_null, {value} AS value, count(*) AS rows"
+        "SELECT which, sum(rows) FILTER (WHERE NOT value_is_null), count(*) FILTER (WHERE NOT value_is_null),"
+        " jsonb_object_agg(coalesce(value, 'null'), rows) FILTER (WHERE which = ANY(%s::int[])), {figures}"
+        " FROM (SELECT GROUPING({names}) AS which, {is_null} AS value_is_null, {value} AS value, {names},"
+        "              count(*) AS rows"
         "       FROM {batch} GROUP BY GROUPING SETS ({sets})) AS groups GROUP BY which"
     ).format(names=sql.SQL(", ").join(names), is_null=is_null, value=value, batch=batch,
-             sets=sql.SQL(", ").join(sql.SQL("({})").format(name) for name in names))
-    found = {which: (distinct, frequencies) for which, distinct, frequencies in conn.execute(
-        query, ([mask[c.name] for c in counted],)).fetchall()}
-    result = {}
+             figures=sql.SQL(", ").join(figures), sets=sql.SQL(", ").join(sql.SQL("({})").format(n) for n in names))
+    found = {row[0]: row[1:] for row in conn.execute(query, ([mask[c.name] for c in counted],)).fetchall()}
+    result, at = {}, 3  # each column's figures start after (non_null, distinct, frequencies)
     for column in measured:
-        distinct, frequencies = found.get(mask[column.name], (0, None))
+        row = found.get(mask[column.name])  # none: an empty batch
+        non_null, distinct, frequencies = (int(row[0] or 0), row[1], row[2]) if row else (0, 0, None)
+        low, high = (row[at], row[at + 1]) if row else (None, None)
+        mean = stddev = None
+        if column.pg_type in _NUMBERS:
+            total, squares = (row[at + 2], row[at + 3]) if row else (None, None)
+            if non_null:
+                mean = float(total / non_null)
+            if non_null > 1:
+                with decimal.localcontext() as exact:
+                    exact.prec = 60  # S1^2 of a million values carries more digits than the default 28
+                    stddev = math.sqrt(float((squares - total * total / non_null) / (non_null - 1)))
+            at += 2
+        at += 2
         keep = frequencies is not None and len(frequencies) <= FREQUENCY_LIMIT
-        result[column.name] = (distinct, dict(sorted(frequencies.items())) if keep else None)
+        result[column.name] = ColumnMetrics(
+            null_fraction=(1 - non_null / rows) if rows else None, distinct_count=distinct, min_value=low,
+            max_value=high, mean=mean, stddev=stddev, frequencies=dict(sorted(frequencies.items())) if keep else None)
     return result
 
 
-def previous_keyset(conn: psycopg.Connection, table_name: str, as_of: str) -> tuple[str, str] | None:
-    """(as_of, run_id) of the user_id set the month before `as_of` was published from; None without one."""
+def _keep_user_set(conn: psycopg.Connection, run_id: str, as_of: str, user_set: str, batch: sql.Composable) -> None:
+    """Keep the batch's user_ids as 64-bit hashes under (run, fingerprint), unless a file of the run
+    with the same users was kept already; lock the set until the transaction ends."""
+    from psycopg import sql
+
+    conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"streamflow_user_set:{run_id}:{user_set}",))
+    if conn.execute("SELECT FROM validation_user_sets WHERE run_id = %s AND fingerprint = %s",
+                    (run_id, user_set)).fetchone() is None:
+        conn.execute(sql.SQL("INSERT INTO validation_user_sets (run_id, fingerprint, as_of, user_hashes)"
+                             " SELECT %s, %s, %s, coalesce(array_agg(hashtextextended({}, 0)), '{{}}') FROM {}").format(
+            sql.Identifier(KEY), batch), (run_id, user_set, as_of))
+
+
+def _users_kept(conn: psycopg.Connection, run_id: str, user_set: str, previous: PreviousUsers) -> int:
+    """How many of the set's users are in the previous month's: counted by a file of the run with the
+    same users and the same previous set, or by one hash join of the two kept sets."""
+    found = conn.execute(
+        "SELECT m.users_kept FROM validation_keysets AS k JOIN validation_metrics AS m USING (run_id, table_name)"
+        " WHERE k.run_id = %s AND k.fingerprint = %s AND k.previous_fingerprint = %s AND m.column_name IS NULL"
+        " AND m.users_kept IS NOT NULL LIMIT 1", (run_id, user_set, previous.user_set)).fetchone()
+    if found is not None:
+        return found[0]
+    kept_set = "(SELECT user_hashes FROM validation_user_sets WHERE run_id = %s AND fingerprint = %s)"
+    (kept,) = conn.execute(
+        f"SELECT count(*) FROM unnest({kept_set}) AS this_month (h) JOIN unnest({kept_set}) AS previous (h) USING (h)",
+        (run_id, user_set, previous.run_id, previous.user_set)).fetchone()
+    return kept
+
+
+def previous_users(conn: psycopg.Connection, table_name: str, as_of: str) -> PreviousUsers | None:
+    """The user set the month before `as_of` was published from, for `table_name`; None without one."""
     row = conn.execute(
-        "SELECT p.as_of::text, p.run_id FROM streamflow_published_runs(%s, %s::date, 1) AS p"
-        " WHERE EXISTS (SELECT FROM validation_keysets AS k WHERE k.run_id = p.run_id AND k.table_name = %s)",
+        "SELECT p.as_of::text, p.run_id, k.fingerprint FROM streamflow_published_runs(%s, %s::date, 1) AS p"
+        " JOIN validation_keysets AS k ON k.run_id = p.run_id AND k.table_name = %s"
+        " WHERE EXISTS (SELECT FROM validation_user_sets AS s"
+        "               WHERE s.run_id = k.run_id AND s.fingerprint = k.fingerprint)",
         (table_name, as_of, table_name)).fetchone()
-    return None if row is None else (row[0], row[1])
+    return None if row is None else PreviousUsers(*row)
 
 
 _STORED = ("null_fraction", "distinct_count", "min_value", "max_value", "mean", "stddev", "frequencies")
 
 
-def record(conn: psycopg.Connection, run: dict[str, str], metrics: TableMetrics, batch: sql.Composable) -> None:
-    """Keep a run's figures of one table and its user_ids (a re-validation replaces them), in one transaction."""
+def record(conn: psycopg.Connection, run: dict[str, str], metrics: TableMetrics) -> None:
+    """Keep a run's figures of one table and which user set it holds (a re-validation replaces them)."""
     from psycopg import sql
 
     with conn.transaction():
@@ -182,10 +273,9 @@ def record(conn: psycopg.Connection, run: dict[str, str], metrics: TableMetrics,
             cursor.executemany(sql.SQL("INSERT INTO validation_metrics ({}) VALUES ({})").format(
                 sql.SQL(", ").join(map(sql.Identifier, header)), sql.SQL(", ").join(sql.Placeholder() * len(header))),
                 [table_row, *column_rows])
-        conn.execute(sql.SQL("INSERT INTO validation_keysets (run_id, as_of, table_name, user_hashes)"
-                             " SELECT %s, %s, %s, coalesce(array_agg(hashtextextended({key}, 0)), '{{}}')"
-                             " FROM {batch}").format(
-            key=sql.Identifier(KEY), batch=batch), (run["run_id"], run["as_of"], metrics.table))
+        conn.execute("INSERT INTO validation_keysets (run_id, as_of, table_name, fingerprint, previous_fingerprint)"
+                     " VALUES (%s, %s, %s, %s, %s)", (run["run_id"], run["as_of"], metrics.table, metrics.user_set,
+                                                      metrics.previous_user_set))
 
 
 def _cell(value: Any) -> Any:
@@ -217,5 +307,8 @@ def history(conn: psycopg.Connection, table_name: str, as_of: str, months: int =
 
 def prune_keysets(conn: psycopg.Connection, as_of: str) -> None:
     """Drop the user_id sets no later month can compare against: older than the month before `as_of`."""
-    conn.execute("DELETE FROM validation_keysets"
-                 " WHERE as_of < (date_trunc('month', %s::date) - interval '1 day')::date", (as_of,))
+    from psycopg import sql
+
+    for kept in ("validation_keysets", "validation_user_sets"):
+        conn.execute(sql.SQL("DELETE FROM {} WHERE as_of < (date_trunc('month', %s::date) - interval '1 day')::date"
+                             ).format(sql.Identifier(kept)), (as_of,))

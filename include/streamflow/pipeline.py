@@ -297,11 +297,11 @@ def audit_figures(conn: psycopg.Connection, table_name: str, month: dict, run_id
     source, schema = table(table_name), staging.schema_for(run_id)
     batch = staging.table_in(schema, table_name)
     run = {"run_id": run_id, "month": month["month"], "as_of": month["as_of"]}
-    with conn.transaction():
-        figures = metrics.compute(conn, source, batch, month["as_of"],
-                                  metrics.previous_keyset(conn, table_name, month["as_of"]))
+    with conn.transaction():  # one: compute's lock on the user set lasts until record has kept the count
+        figures = metrics.compute(conn, source, batch, month["as_of"], run_id,
+                                  metrics.previous_users(conn, table_name, month["as_of"]))
         earlier = metrics.history(conn, table_name, month["as_of"])
-    metrics.record(conn, run, figures, batch)
+        metrics.record(conn, run, figures)
     return history.evaluate(source, figures, earlier, tuple(month.get("accept") or ()))
 
 

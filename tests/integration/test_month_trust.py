@@ -153,9 +153,9 @@ def test_the_figures_kept_for_january_are_what_its_files_hold(trust_conn, seeds)
         with (seeds / "month_000" / t.file_name).open(newline="") as handle:
             reader = csv.DictReader(handle)
             rows = list(reader)
-        kept = {name: (null_fraction, distinct, low, high, mean, frequencies) for name, null_fraction, distinct, low,
-                high, mean, frequencies in trust_conn.execute(
-            "SELECT column_name, null_fraction, distinct_count, min_value, max_value, mean, frequencies"
+        kept = {name: (null_fraction, distinct, low, high, mean, stddev, frequencies) for name, null_fraction,
+                distinct, low, high, mean, stddev, frequencies in trust_conn.execute(
+            "SELECT column_name, null_fraction, distinct_count, min_value, max_value, mean, stddev, frequencies"
             " FROM validation_metrics WHERE run_id = 'test__january' AND table_name = %s AND column_name IS NOT NULL",
             (t.name,)).fetchall()}
         assert set(kept) == {c.name for c in t.columns if c.name != KEY}
@@ -164,19 +164,57 @@ def test_the_figures_kept_for_january_are_what_its_files_hold(trust_conn, seeds)
                 continue
             cells = [r.get(column.name) or None for r in rows]  # an optional column absent from the file: NULL
             present = [c for c in cells if c is not None]
-            null_fraction, distinct, low, high, mean, frequencies = kept[column.name]
+            null_fraction, distinct, low, high, mean, stddev, frequencies = kept[column.name]
             assert null_fraction == pytest.approx(1 - len(present) / len(rows)), (t.name, column.name)
             typed = {"integer": int, "numeric": float, "boolean": lambda v: v == "True"}.get(column.pg_type, str)
             values = [typed(c) for c in present]
             assert distinct == len(set(values)), (t.name, column.name)
             if column.pg_type in ("integer", "numeric", "boolean") and values:
                 assert mean == pytest.approx(statistics.fmean(map(float, values))), (t.name, column.name)
+                assert stddev == pytest.approx(statistics.stdev(map(float, values))), (t.name, column.name)
             if column.pg_type in ("integer", "numeric") and values:
                 assert (float(low), float(high)) == (min(values), max(values)), (t.name, column.name)
+            if column.pg_type in ("text", "date", "boolean") and values:  # text in byte order (COLLATE "C")
+                assert (low, high) == tuple(str(v).lower() if column.pg_type == "boolean" else v
+                                            for v in (min(values), max(values))), (t.name, column.name)
             if column.pg_type in ("text", "boolean") and values:
                 counts = {str(v).lower() if column.pg_type == "boolean" else v: values.count(v) for v in set(values)}
                 counts |= {"null": len(cells) - len(present)} if len(present) < len(cells) else {}
                 assert frequencies == dict(sorted(counts.items())), (t.name, column.name)
+
+
+def test_januarys_six_files_keep_one_user_set_whose_fingerprint_sql_recomputes(trust_conn):
+    """The six files hold the same 7043 users: one kept set, named by each file, and the fingerprint
+    the aggregate scan made of the batch is the one streamflow_user_set_fingerprint makes of the hashes."""
+    sets = trust_conn.execute(
+        "SELECT fingerprint, cardinality(user_hashes), streamflow_user_set_fingerprint(user_hashes)"
+        " FROM validation_user_sets WHERE run_id = 'test__january'").fetchall()
+    assert len(sets) == 1
+    fingerprint, size, recomputed = sets[0]
+    assert (size, recomputed) == (ROWS, fingerprint)
+    assert fingerprint.startswith(f"{ROWS}:")
+    assert trust_conn.execute(
+        "SELECT array_agg(table_name ORDER BY table_name) FROM validation_keysets"
+        " WHERE run_id = 'test__january' AND fingerprint = %s", (fingerprint,)).fetchone() == (
+        sorted(t.name for t in TABLES),)
+
+
+def test_files_with_other_users_than_users_csv_are_counted_against_their_own_sets(trust_conn, trust_url, february):
+    """users.csv cut to 5000 users, the other files whole (their other users are January's, live):
+    users counts 2043 leavers, subscriptions none: the count of one set is not reused for the other."""
+    kept = 5000
+    rewrite(february / "users.csv", lambda header, rows: (header, rows[:kept]))
+    month, run_id = run_of("users_cut")
+    with refused_before_publish(trust_conn, run_id) as refused:
+        for t in TABLES:
+            pipeline.stage_table(trust_conn, t.name, month, run_id)
+        subscriptions = pipeline.validate_table(trust_conn, trust_url, "subscriptions", month, run_id)["outcomes"]
+        left = next(o for o in subscriptions if o["expectation_type"] == "users_left")
+        assert (left["figures"]["this"], left["success"]) == (0, True)
+        assert trust_conn.execute("SELECT count(*) FROM validation_user_sets WHERE run_id = %s",
+                                  (run_id,)).fetchone() == (1,)
+        pipeline.validate_table(trust_conn, trust_url, USERS, month, run_id)
+    assert f"users_left: this month {ROWS - kept} (as_of 2024-02-29)" in refused["message"]
 
 
 def test_the_real_february_passes_every_check_against_the_real_january(trust_conn, trust_url, february):
@@ -447,3 +485,35 @@ def test_a_rerun_whose_users_file_is_a_replay_covers_this_months_users_not_every
     assert coverage["success"]
     assert conn.execute("SELECT status, count(*) FROM ingestion_ledger WHERE run_id = 'manual__february_corrected'"
                         " GROUP BY status ORDER BY status").fetchall() == [("loaded", 1), ("replayed", 5)]
+
+
+def test_a_warehouse_with_a_user_set_per_file_moves_them_into_shared_sets_on_setup(conn):
+    """validation_keysets as first shipped (user_hashes per file): setup moves each set into
+    validation_user_sets under its fingerprint, and the next month finds it as its previous set."""
+    from streamflow.schema import apply_schema
+
+    conn.execute("DROP TABLE validation_keysets")
+    conn.execute("CREATE TABLE validation_keysets (run_id TEXT NOT NULL, as_of DATE NOT NULL, table_name TEXT NOT NULL,"
+                 " user_hashes BIGINT[] NOT NULL, PRIMARY KEY (run_id, table_name))")
+    ids = [f"{n:04d}-OLDSET" for n in range(50)]
+    for name, chosen in (("users", ids), ("labels", ids), ("support_agg_90d", ids[:40])):
+        conn.execute("INSERT INTO validation_keysets SELECT 'scheduled__jan', '2024-01-31', %s,"
+                     " array_agg(hashtextextended(u, 0)) FROM unnest(%s::text[]) AS u", (name, chosen))
+    conn.execute("INSERT INTO ingestion_ledger (run_id, month, as_of, table_name, file_path, status, started_at)"
+                 " SELECT 'scheduled__jan', 'month_000', '2024-01-31', t, t || '.csv', 'loaded', now()"
+                 " FROM unnest(ARRAY['users', 'labels', 'support_agg_90d']) AS t")
+    conn.commit()
+    apply_schema(conn)
+    conn.commit()
+
+    assert conn.execute("SELECT count(*) FROM information_schema.columns WHERE table_name = 'validation_keysets'"
+                        " AND column_name = 'user_hashes'").fetchone() == (0,)
+    assert conn.execute("SELECT array_agg(cardinality(user_hashes) ORDER BY cardinality(user_hashes))"
+                        " FROM validation_user_sets").fetchone() == ([40, 50],)
+    previous = {name: metrics.previous_users(conn, name, "2024-02-29") for name in ("users", "labels", "support_agg_90d")}
+    assert previous["users"] == previous["labels"] != previous["support_agg_90d"]
+    assert previous["users"].user_set.startswith("50:")
+    assert previous["support_agg_90d"].user_set.startswith("40:")
+    assert previous["users"].run_id == "scheduled__jan"
+    apply_schema(conn)  # a second setup finds nothing to move and keeps the sets
+    assert conn.execute("SELECT count(*) FROM validation_user_sets").fetchone() == (2,)
