@@ -46,19 +46,19 @@ def _span(values: list[float | None], digits: int = 1) -> str:
     """min–max of the figures, or NA if any is missing (a partial range would mislead)."""
     if not values or any(v is None for v in values):
         return "NA"
-    return f"{min(values):.{digits}f}–{max(values):.{digits}f}"
+    return f"{min(values):.{digits}f} to {max(values):.{digits}f}"
 
 
 def summary_table(per_month: list[dict]) -> str:
     """Growth of the last month over month 2 and the range over months 2..N, for the run and the re-run."""
     later = per_month[1:]
     last = len(per_month)
-    rows = ["| | wall | CPU (bench process + server) |", "|---|---:|---:|"]
-    for label, key, line_key in (("run", "first", "month_growth"), ("re-run (same files)", "again", "restamp_growth")):
-        rows.append(f"| {label}: month {last} / month 2 (`{line_key}=` is the wall ratio) "
+    rows = ["| figure | wall | CPU (bench process + server) |", "|---|---:|---:|"]
+    for label, key, line_key in (("run", "first", "month_growth"), ("re-run", "again", "restamp_growth")):
+        rows.append(f"| {label}: month {last} over month 2 (`{line_key}=`: the wall ratio) "
                     f"| {_number(history_growth(per_month, key), 2)}× | {_number(history_growth(per_month, key, 'cpu'), 2)}× |")
-    for label, key in (("run", "first"), ("re-run (same files)", "again")):
-        rows.append(f"| {label}, seconds, months 2–{last} | {_span([m[key]['total'] for m in later])} "
+    for label, key in (("run", "first"), ("re-run", "again")):
+        rows.append(f"| {label}: seconds per month, months 2–{last} | {_span([m[key]['total'] for m in later])} "
                     f"| {_span([m[key].get('cpu') for m in later])} |")
     return "\n".join(rows)
 
