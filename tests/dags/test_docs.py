@@ -217,9 +217,9 @@ MUTATIONS = {
 def test_checks_catch_broken_docs(mutation, pages):
     check, mutate = MUTATIONS[mutation]
     broken = dict(pages)
-    assert check(broken) == []
     mutate(broken)
-    assert check(broken) != []
+    # More problems than the real docs have (those are test_relative_links_resolve's and its siblings' to report).
+    assert len(check(broken)) > len(check(pages))
 
 
 def test_target_table_check_catches_a_missing_and_an_undocumented_target(pages):
