@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -173,6 +175,15 @@ def test_compose_commands_name_real_services(pages):
 
 def test_readme_lists_every_documented_make_target(pages):
     assert readme_target_table_mismatch(pages[Path("README.md")], MAKEFILE.read_text(encoding="utf-8")) == []
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="no make")
+def test_make_help_lists_the_documented_targets():
+    """`make help` (which the README points to) prints every `##`-documented target, once."""
+    printed = subprocess.run(["make", "--no-print-directory", "help"], cwd=ROOT, capture_output=True, text=True,
+                             check=True, timeout=30).stdout
+    listed = re.findall(r"^  make (\S+)", printed, re.MULTILINE)
+    assert sorted(listed) == sorted(documented_targets(MAKEFILE.read_text(encoding="utf-8")))
 
 
 def test_performance_page_is_generated_from_the_committed_bench_figures():
