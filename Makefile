@@ -11,8 +11,8 @@ FEAST_STAMP := $(FEAST_VENV)/.installed
 # The developer tooling (tools/streamflow_dev) is not part of the shipped package (include/).
 LOCAL := PYTHONPATH=include:tools $(PY) -m streamflow_dev
 
-.PHONY: run test test-pg16 compose-test venv airflow airflow-cli dag-test psql reset stop checks lint data bench \
-	feast-venv feast-check feast
+.PHONY: help run test test-pg16 compose-test venv airflow airflow-cli dag-test psql reset stop checks lint data bench \
+	docs feast-venv feast-check feast
 
 ## Create .venv and install the pinned dependencies (a no-op when they are already in).
 venv: $(STAMP)
@@ -94,6 +94,7 @@ feast-check: venv feast-venv
 feast: venv feast-venv
 	@$(LOCAL) feast -- $(ARGS)
 
+## ruff check . (what CI runs before the tests).
 lint: venv
 	$(VENV)/bin/ruff check .
 
@@ -103,7 +104,16 @@ data: venv
 	PYTHONPATH=include:tools $(PY) -m streamflow_dev.generate --users $(or $(N),100000) --months $(or $(MONTHS),3) \
 		--out $(or $(OUT),.bench-data/$(or $(N),100000)) --seed $(or $(SEED),8613)
 
+## docs/performance.md from docs/performance.md.in and bench/history.json (make bench does it too).
+docs: venv
+	PYTHONPATH=include:tools $(PY) -m streamflow_dev.performance_doc
+
 ## Upsert vs the course's way vs raw COPY, validation, snapshots, one month through the DAG:
 ##   make bench [N=...] [MONTHS=24] [HISTORY_N=...] [SKIP_COURSE=1] [SKIP_DAG=1] [SKIP_ANATOMY=1]   (last line: BENCH n=... upsert_s=...)
 bench: venv
 	N=$(N) MONTHS=$(MONTHS) HISTORY_N=$(HISTORY_N) SKIP_COURSE=$(SKIP_COURSE) SKIP_DAG=$(SKIP_DAG) SKIP_ANATOMY=$(SKIP_ANATOMY) PYTHONPATH=include:tools $(PY) bench/bench.py
+
+## This list: every target with its `##` comment (not the default goal: a bare `make` is `make venv`).
+help:
+	@awk '/^## / { text = text (text ? " " : "") substr($$0, 4); next } \
+	  /^[a-z][a-z0-9-]*:/ && text { split($$0, t, ":"); printf "  make %-14s %s\n", t[1], text } { text = "" }' $(MAKEFILE_LIST)

@@ -29,8 +29,8 @@ load-independent part of a measurement.
 A "history" phase runs MONTHS months one after another on one warehouse (load, validate, stamp;
 then the same month again at once, as a re-run does) and prints each month's seconds, the growth
 of the last month over month 2 (`month_growth=`, `restamp_growth=` on the BENCH line) and draws
-them into `bench/history.svg` (figures in `bench/history.json`), which the README shows. During
-the DAG months, Airflow's own CPU is measured (`airflow_cpu_s=`: `airflow dags test`'s process
+them into `bench/history.svg` (figures in `bench/history.json`, from which docs/performance.md is
+regenerated). During the DAG months, Airflow's own CPU is measured (`airflow_cpu_s=`: `airflow dags test`'s process
 tree, executor workers and task processes included, plus the API server's), and apart the CPU
 the task callables logged (`task_code_cpu_s=`: the pipeline's own client work, a part of it).
 Then the same two months run as deployed, by catch-up on a scheduler (+ dag-processor) already
@@ -61,8 +61,11 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT / "include") not in sys.path:
-    sys.path.insert(0, str(ROOT / "include"))
+for _folder in ("include", "tools"):  # the pipeline package, and the developer tooling (streamflow_dev)
+    if str(ROOT / _folder) not in sys.path:
+        sys.path.insert(0, str(ROOT / _folder))
+
+from streamflow_dev.performance_doc import history_growth  # noqa: E402 - needs the path above
 
 DEFAULT_N = 300_000
 SEED = 8613
@@ -70,7 +73,7 @@ DEFAULT_MONTHS = 24  # the history phase: months one after another (the other ph
 HISTORY_N_CAP = 100_000  # its users unless HISTORY_N says otherwise: 24 months of them take minutes, not an hour
 FIRST, NEXT = "month_000", "month_001"
 PHASE_TIMEOUT_S = 3600
-HISTORY_PLOT = ROOT / "bench" / "history.svg"  # the README embeds it
+HISTORY_PLOT = ROOT / "bench" / "history.svg"  # docs/performance.md embeds it
 RESULT_PREFIX = "BENCH-RESULT "
 
 
@@ -353,13 +356,6 @@ def phase_history(args: dict) -> dict:
         partitions = conn.execute("SELECT count(*) FROM snapshot_stamps").fetchone()[0]
     return {"s": sum(m["first"]["total"] + m["again"]["total"] for m in per_month), "months": per_month,
             "stamps_catalogued": partitions}
-
-
-def history_growth(per_month: list[dict], key: str, measure: str = "total") -> float | None:
-    """The last month's time (or CPU) over month 2's (month_001: the first month loaded over another)."""
-    if len(per_month) < 3 or per_month[-1][key].get(measure) is None or not per_month[1][key].get(measure):
-        return None
-    return per_month[-1][key][measure] / per_month[1][key][measure]
 
 
 def plot_history(per_month: list[dict], n: int, path: Path) -> None:
@@ -1311,6 +1307,11 @@ def main() -> int:
                 HISTORY_PLOT.with_suffix(".json").write_text(json.dumps(
                     {"n": history_n, "months": m["history"].result["months"]}, indent=1) + "\n", encoding="utf-8")
                 print(f"  plot: {HISTORY_PLOT.relative_to(ROOT)} (figures: {HISTORY_PLOT.with_suffix('.json').name})")
+                # The page's figures come from the JSON just written: regenerate it now, not by hand later.
+                from streamflow_dev import performance_doc
+
+                changed = performance_doc.write()
+                print(f"  {performance_doc.OUTPUT.relative_to(ROOT)}: {'rewritten' if changed else 'unchanged'}")
         if not args.skip_dag:
             if dag_parameters:
                 print(f"  DAG: runs on a warehouse with work_mem {VALIDATION_RETRY_WORK_MEM} (validation fails without it);"

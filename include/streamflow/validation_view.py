@@ -2,7 +2,8 @@
 
 Served by the Airflow plugin `plugins/streamflow_validation_view.py` (a FastAPI app in the API
 server, shown as a tab on the task instance and the DAG run), so it does not matter which worker
-ran the task. Plain HTML rendered here rather than Great Expectations' Data Docs: see the README.
+ran the task. Plain HTML rendered here rather than Great Expectations' Data Docs: see
+docs/decisions/0003-validation-view-vs-data-docs.md.
 """
 
 from __future__ import annotations

