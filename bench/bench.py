@@ -74,6 +74,7 @@ HISTORY_N_CAP = 100_000  # its users unless HISTORY_N says otherwise: 24 months 
 FIRST, NEXT = "month_000", "month_001"
 PHASE_TIMEOUT_S = 3600
 HISTORY_PLOT = ROOT / "bench" / "history.svg"  # docs/performance.md embeds it
+RESULTS_JSON = ROOT / "bench" / "results.json"  # the targets' latest figures, per N (docs/performance.md)
 RESULT_PREFIX = "BENCH-RESULT "
 
 
@@ -1192,9 +1193,13 @@ def report(n: int, data: Path, server: Server, m: dict, skip_course: bool, skip_
     ]
     print()
     print(f"Targets (set for N=1,000,000 on 2 cores; this run: N={n}):")
+    judged = []
     for label, value, test, unit, note in targets:
         verdict = "NA" if value is None else ("met" if test(value) else "NOT met")
         print(f"  {label:<42} {fmt(value, 3 if unit == 'x' else 2):>8} {unit:<3} {verdict:<8} {note}")
+        judged.append({"target": label, "value": value, "unit": unit, "verdict": verdict, "note": note})
+    validated = m["validate"].result["tables"] if m.get("validate") and m["validate"].ok else None
+    save_results(n, judged, validated, load)
     print()
     print("In the BENCH line, upsert_s, copy_floor_s and vs_floor are the first load (empty tables); course_s and "
           "speedup_vs_course the next month (course next / upsert next).")
@@ -1210,6 +1215,27 @@ def report(n: int, data: Path, server: Server, m: dict, skip_course: bool, skip_
             f"airflow_cpu_s={fmt(dag.get('airflow_cpu_s'), 1)} "
             f"airflow_cpu_scheduler_s={fmt(dag.get('airflow_cpu_scheduler_s'), 1)} "
             f"task_code_cpu_s={fmt(dag.get('task_code_cpu_s'), 1)}")
+
+
+def save_results(n: int, judged: list[dict], validated: dict | None, load: tuple) -> None:
+    """Keep this run's measured targets in bench/results.json, per N (docs/performance.md is rendered
+    from it): each target's latest figure with its date and the machine's load; a target this run
+    did not measure (a SKIP_ flag) keeps the figure of the run that last did."""
+    saved = json.loads(RESULTS_JSON.read_text(encoding="utf-8")) if RESULTS_JSON.exists() else {}
+    kept = saved.setdefault(str(n), {"targets": {}})
+    stamp = {"measured": time.strftime("%Y-%m-%d"), "cores": os.cpu_count(),
+             "load_average": [round(load[0][0], 2), round(load[1][0], 2)]}
+    for target in judged:
+        if target["value"] is not None:
+            kept["targets"][target["target"]] = {**{k: v for k, v in target.items() if k != "target"}, **stamp}
+    if validated:
+        kept["validation"] = {"tables": {name: {"row_rules_s": round(t["s"], 2), "figures_s": round(t["figures_s"], 2)}
+                                         for name, t in validated.items() if t.get("figures_s") is not None}, **stamp}
+    RESULTS_JSON.write_text(json.dumps(saved, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    from streamflow_dev import performance_doc
+
+    print(f"  {RESULTS_JSON.relative_to(ROOT)} kept; {performance_doc.OUTPUT.relative_to(ROOT)}: "
+          f"{'rewritten' if performance_doc.write() else 'unchanged'}")
 
 
 def flag(name: str) -> bool:
