@@ -213,7 +213,7 @@ def _month_figures(conninfo: str, per_table: dict) -> float:
     import psycopg
     from psycopg import sql
 
-    from streamflow import history, metrics
+    from streamflow import history, metrics, user_sets
     from streamflow.registry import KEY, TABLES
 
     as_of, run = "2024-02-29", {"run_id": "bench__figures", "month": "month_001", "as_of": "2024-02-29"}
@@ -229,7 +229,7 @@ def _month_figures(conninfo: str, per_table: dict) -> float:
                     "          FROM previous ON CONFLICT DO NOTHING)"
                     " SELECT streamflow_user_set_fingerprint(hashes) FROM previous").format(
                     sql.Identifier(KEY), sql.Identifier(table.name))).fetchone()
-            previous = metrics.PreviousUsers("2024-01-31", "bench__previous", user_set)
+            previous = user_sets.PreviousUsers("2024-01-31", "bench__previous", user_set)
             live = sql.Identifier(table.name)
             t0 = time.perf_counter()
             with conn.transaction():

@@ -3,7 +3,7 @@
 Each validation computes, on the staged month: rows; per column the null fraction, distinct
 count, min and max, mean and standard deviation (numeric, integer, and boolean as the fraction
 true), value frequencies (text and boolean columns with few values); and the users joined, left
-and kept against the file the previous month was published from. They are kept per run in
+and kept against the file the previous month was published from (`streamflow.user_sets`). They are kept per run in
 `validation_metrics` (sql/009): the checks against history (`streamflow.history`) compare a month
 with the figures of the months published before it.
 """
@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from streamflow import user_sets
 from streamflow.registry import KEY, Table
 
 if TYPE_CHECKING:
@@ -54,7 +55,7 @@ class TableMetrics:
     users_left: int | None = None
     users_kept: int | None = None
     previous_as_of: str | None = None
-    user_set: str | None = None  # the fingerprint of its user_ids (`fingerprint`)
+    user_set: str | None = None  # the fingerprint of its user_ids (`user_sets.fingerprint`)
     previous_user_set: str | None = None
 
     def value(self, metric: str, column: str | None = None) -> Any:
@@ -65,45 +66,23 @@ class TableMetrics:
         return None if found is None else getattr(found, metric)
 
 
-@dataclass(frozen=True)
-class PreviousUsers:
-    """The user set a table's previous published month was published from (`previous_users`)."""
-
-    as_of: str
-    run_id: str
-    user_set: str
-
-
-def fingerprint(rows: int, xor_of_hashes: int, xor_of_rehashes: int) -> str:
-    """A set of user_ids in one short text: its size, the XOR of their hashes, the XOR of a rehash of
-    each. Equal sets give equal texts in any order; two different sets the same text at odds of about
-    2^-128. `streamflow_user_set_fingerprint` (sql/009) computes it from a kept set's hashes."""
-    return f"{rows}:{xor_of_hashes}:{xor_of_rehashes}"
-
-
-def _set_size(user_set: str) -> int:
-    return int(user_set.split(":", 1)[0])
-
-
 def compute(conn: psycopg.Connection, table: Table, batch: sql.Composable, as_of: str, run_id: str,
-            previous: PreviousUsers | None) -> TableMetrics:
+            previous: user_sets.PreviousUsers | None) -> TableMetrics:
     """The figures of `batch` (a staged table of `table`'s shape): two scans, and a join per user set.
 
-    One aggregate scan (rows, non-NULL counts, min/max, mean and standard deviation, a boolean's
-    values, the user set's fingerprint), one grouping-sets scan of the other columns (distinct counts
-    and value frequencies: a hash per column, not a sort per column as count(DISTINCT) would be), and
-    the users joined, left and kept against the previous month's set. The six files of a month
-    usually hold the same users: the set is kept once per run and fingerprint, and counted against
-    the previous month's set once (`_users_kept`), not once per file.
+    One scan for what needs no grouping (rows, each boolean's counts, the fingerprint of the user
+    set), one grouping-sets scan for every other column (`_grouped_figures`), and the users joined,
+    left and kept against the previous month's set (`user_sets`: the six files of a month usually
+    hold the same users, and then share one kept set and one count).
 
-    Call it in a transaction that `record` then ends: `_users_kept` holds a lock on the user set
-    until then, so that a file with the same users validated at the same time reuses its count.
+    Call it in a transaction that `record` then ends: `user_sets.keep` locks the user set until
+    then, so that a file with the same users validated at the same time reuses its count.
 
     Args:
         batch: the (quoted) table to measure.
         as_of: the month's as_of.
         run_id: the run measuring (its user sets are kept under it).
-        previous: the user set the previous month was published from (`previous_users`), or None:
+        previous: the user set the previous month was published from (`user_sets.previous_users`), or None:
             users joined, left and kept are then not counted.
     """
     from psycopg import sql
@@ -119,15 +98,15 @@ def compute(conn: psycopg.Connection, table: Table, batch: sql.Composable, as_of
         aggregates += [sql.SQL("count({})").format(sql.Identifier(column.name)),
                        sql.SQL("count(*) FILTER (WHERE {})").format(sql.Identifier(column.name))]
     row = conn.execute(sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(aggregates), batch)).fetchone()
-    rows, user_set, counts = row[0], fingerprint(*row[:3]), iter(row[3:])
+    rows, user_set, counts = row[0], user_sets.fingerprint(*row[:3]), iter(row[3:])
     columns = {column.name: _flag_figures(rows, next(counts), next(counts)) for column in flags}
     columns |= _grouped_figures(conn, batch, rows, [c for c in measured if c.pg_type != "boolean"])
     columns = {c.name: columns[c.name] for c in measured}  # in the registry's order
     joined = left = kept = None
-    _keep_user_set(conn, run_id, as_of, user_set, batch)
+    user_sets.keep(conn, run_id, as_of, user_set, batch)
     if previous is not None:
-        kept = _users_kept(conn, run_id, user_set, previous)
-        joined, left = rows - kept, _set_size(previous.user_set) - kept
+        kept = user_sets.users_kept(conn, run_id, user_set, previous)
+        joined, left = rows - kept, user_sets.size(previous.user_set) - kept
     return TableMetrics(table=table.name, as_of=as_of, rows=rows, columns=columns, users_joined=joined,
                         users_left=left, users_kept=kept, previous_as_of=previous.as_of if previous else None,
                         user_set=user_set, previous_user_set=previous.user_set if previous else None)
@@ -211,46 +190,6 @@ def _grouped_figures(conn: psycopg.Connection, batch: sql.Composable, rows: int,
     return result
 
 
-def _keep_user_set(conn: psycopg.Connection, run_id: str, as_of: str, user_set: str, batch: sql.Composable) -> None:
-    """Keep the batch's user_ids as 64-bit hashes under (run, fingerprint), unless a file of the run
-    with the same users was kept already; lock the set until the transaction ends."""
-    from psycopg import sql
-
-    conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"streamflow_user_set:{run_id}:{user_set}",))
-    if conn.execute("SELECT FROM validation_user_sets WHERE run_id = %s AND fingerprint = %s",
-                    (run_id, user_set)).fetchone() is None:
-        conn.execute(sql.SQL("INSERT INTO validation_user_sets (run_id, fingerprint, as_of, user_hashes)"
-                             " SELECT %s, %s, %s, coalesce(array_agg(hashtextextended({}, 0)), '{{}}') FROM {}").format(
-            sql.Identifier(KEY), batch), (run_id, user_set, as_of))
-
-
-def _users_kept(conn: psycopg.Connection, run_id: str, user_set: str, previous: PreviousUsers) -> int:
-    """How many of the set's users are in the previous month's: counted by a file of the run with the
-    same users and the same previous set, or by one hash join of the two kept sets."""
-    found = conn.execute(
-        "SELECT m.users_kept FROM validation_keysets AS k JOIN validation_metrics AS m USING (run_id, table_name)"
-        " WHERE k.run_id = %s AND k.fingerprint = %s AND k.previous_fingerprint = %s AND m.column_name IS NULL"
-        " AND m.users_kept IS NOT NULL LIMIT 1", (run_id, user_set, previous.user_set)).fetchone()
-    if found is not None:
-        return found[0]
-    kept_set = "(SELECT user_hashes FROM validation_user_sets WHERE run_id = %s AND fingerprint = %s)"
-    (kept,) = conn.execute(
-        f"SELECT count(*) FROM unnest({kept_set}) AS this_month (h) JOIN unnest({kept_set}) AS previous (h) USING (h)",
-        (run_id, user_set, previous.run_id, previous.user_set)).fetchone()
-    return kept
-
-
-def previous_users(conn: psycopg.Connection, table_name: str, as_of: str) -> PreviousUsers | None:
-    """The user set the month before `as_of` was published from, for `table_name`; None without one."""
-    row = conn.execute(
-        "SELECT p.as_of::text, p.run_id, k.fingerprint FROM streamflow_published_runs(%s, %s::date, 1) AS p"
-        " JOIN validation_keysets AS k ON k.run_id = p.run_id AND k.table_name = %s"
-        " WHERE EXISTS (SELECT FROM validation_user_sets AS s"
-        "               WHERE s.run_id = k.run_id AND s.fingerprint = k.fingerprint)",
-        (table_name, as_of, table_name)).fetchone()
-    return None if row is None else PreviousUsers(*row)
-
-
 _STORED = ("null_fraction", "distinct_count", "min_value", "max_value", "mean", "stddev", "frequencies")
 
 
@@ -303,12 +242,3 @@ def history(conn: psycopg.Connection, table_name: str, as_of: str, months: int =
         elif row["as_of"] in found:
             found[row["as_of"]].columns[row["column_name"]] = ColumnMetrics(**{f: row[f] for f in _STORED})
     return list(found.values())
-
-
-def prune_keysets(conn: psycopg.Connection, as_of: str) -> None:
-    """Drop the user_id sets no later month can compare against: older than the month before `as_of`."""
-    from psycopg import sql
-
-    for kept in ("validation_keysets", "validation_user_sets"):
-        conn.execute(sql.SQL("DELETE FROM {} WHERE as_of < (date_trunc('month', %s::date) - interval '1 day')::date"
-                             ).format(sql.Identifier(kept)), (as_of,))

@@ -24,6 +24,7 @@ from streamflow import (
     snapshots,
     staging,
     upsert,
+    user_sets,
     validation,
     validation_view,
 )
@@ -186,7 +187,7 @@ def publish_month(conn: psycopg.Connection, month: dict, run_id: str) -> dict:
                                                        month, run_id)
                            for source in TABLES}  # users first: the other five reference it
             staging.drop(conn, schema)
-            metrics.prune_keysets(conn, month["as_of"])
+            user_sets.prune(conn, month["as_of"])
     except DataError as error:
         conn.rollback()
         with conn.transaction():
@@ -299,7 +300,7 @@ def audit_figures(conn: psycopg.Connection, table_name: str, month: dict, run_id
     run = {"run_id": run_id, "month": month["month"], "as_of": month["as_of"]}
     with conn.transaction():  # one: compute's lock on the user set lasts until record has kept the count
         figures = metrics.compute(conn, source, batch, month["as_of"], run_id,
-                                  metrics.previous_users(conn, table_name, month["as_of"]))
+                                  user_sets.previous_users(conn, table_name, month["as_of"]))
         earlier = metrics.history(conn, table_name, month["as_of"])
         metrics.record(conn, run, figures)
     return history.evaluate(source, figures, earlier, tuple(month.get("accept") or ()))

@@ -17,7 +17,7 @@ import uuid
 
 import pytest
 
-from streamflow import history, metrics, pipeline, snapshots, staging, validation
+from streamflow import history, metrics, pipeline, snapshots, staging, user_sets, validation
 from streamflow.errors import ContractViolation
 from streamflow.registry import KEY, SNAPSHOTTED, TABLES, USERS
 from streamflow.validation import ValidationFailed
@@ -510,7 +510,7 @@ def test_a_warehouse_with_a_user_set_per_file_moves_them_into_shared_sets_on_set
                         " AND column_name = 'user_hashes'").fetchone() == (0,)
     assert conn.execute("SELECT array_agg(cardinality(user_hashes) ORDER BY cardinality(user_hashes))"
                         " FROM validation_user_sets").fetchone() == ([40, 50],)
-    previous = {name: metrics.previous_users(conn, name, "2024-02-29") for name in ("users", "labels", "support_agg_90d")}
+    previous = {name: user_sets.previous_users(conn, name, "2024-02-29") for name in ("users", "labels", "support_agg_90d")}
     assert previous["users"] == previous["labels"] != previous["support_agg_90d"]
     assert previous["users"].user_set.startswith("50:")
     assert previous["support_agg_90d"].user_set.startswith("40:")

@@ -1,0 +1,89 @@
+"""The user_ids of each validated file as a set of 64-bit hashes: who joined, left and stayed.
+
+The live tables cannot say who left: they keep every user ever loaded. So each validation keeps
+its file's user_ids (`hashtextextended(user_id, 0)`) in `validation_user_sets` (sql/009), once per
+run and fingerprint: a month's six files usually hold the same users, and then share one set and
+one count of the users kept against the previous month's set. `validation_keysets` says which set
+each file held; the publish keeps the sets of its own and the previous month only (`prune`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from streamflow.registry import KEY
+
+if TYPE_CHECKING:
+    import psycopg
+    from psycopg import sql
+
+
+@dataclass(frozen=True)
+class PreviousUsers:
+    """The user set a table's previous published month was published from (`previous_users`)."""
+
+    as_of: str
+    run_id: str
+    user_set: str
+
+
+def fingerprint(rows: int, xor_of_hashes: int, xor_of_rehashes: int) -> str:
+    """A set of user_ids in one short text: its size, the XOR of their hashes, the XOR of a rehash of
+    each. Equal sets give equal texts in any order; two different sets the same text at odds of about
+    2^-128. `streamflow_user_set_fingerprint` (sql/009) computes it from a kept set's hashes."""
+    return f"{rows}:{xor_of_hashes}:{xor_of_rehashes}"
+
+
+def size(user_set: str) -> int:
+    """How many users a set holds: the first figure of its fingerprint."""
+    return int(user_set.split(":", 1)[0])
+
+
+def keep(conn: psycopg.Connection, run_id: str, as_of: str, user_set: str, batch: sql.Composable) -> None:
+    """Keep the batch's user_ids as 64-bit hashes under (run, fingerprint), unless a file of the run
+    with the same users was kept already; lock the set until the transaction ends."""
+    from psycopg import sql
+
+    conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"streamflow_user_set:{run_id}:{user_set}",))
+    if conn.execute("SELECT FROM validation_user_sets WHERE run_id = %s AND fingerprint = %s",
+                    (run_id, user_set)).fetchone() is None:
+        conn.execute(sql.SQL("INSERT INTO validation_user_sets (run_id, fingerprint, as_of, user_hashes)"
+                             " SELECT %s, %s, %s, coalesce(array_agg(hashtextextended({}, 0)), '{{}}') FROM {}").format(
+            sql.Identifier(KEY), batch), (run_id, user_set, as_of))
+
+
+def users_kept(conn: psycopg.Connection, run_id: str, user_set: str, previous: PreviousUsers) -> int:
+    """How many of the set's users are in the previous month's: counted by a file of the run with the
+    same users and the same previous set, or by one hash join of the two kept sets."""
+    found = conn.execute(
+        "SELECT m.users_kept FROM validation_keysets AS k JOIN validation_metrics AS m USING (run_id, table_name)"
+        " WHERE k.run_id = %s AND k.fingerprint = %s AND k.previous_fingerprint = %s AND m.column_name IS NULL"
+        " AND m.users_kept IS NOT NULL LIMIT 1", (run_id, user_set, previous.user_set)).fetchone()
+    if found is not None:
+        return found[0]
+    kept_set = "(SELECT user_hashes FROM validation_user_sets WHERE run_id = %s AND fingerprint = %s)"
+    (kept,) = conn.execute(
+        f"SELECT count(*) FROM unnest({kept_set}) AS this_month (h) JOIN unnest({kept_set}) AS previous (h) USING (h)",
+        (run_id, user_set, previous.run_id, previous.user_set)).fetchone()
+    return kept
+
+
+def previous_users(conn: psycopg.Connection, table_name: str, as_of: str) -> PreviousUsers | None:
+    """The user set the month before `as_of` was published from, for `table_name`; None without one."""
+    row = conn.execute(
+        "SELECT p.as_of::text, p.run_id, k.fingerprint FROM streamflow_published_runs(%s, %s::date, 1) AS p"
+        " JOIN validation_keysets AS k ON k.run_id = p.run_id AND k.table_name = %s"
+        " WHERE EXISTS (SELECT FROM validation_user_sets AS s"
+        "               WHERE s.run_id = k.run_id AND s.fingerprint = k.fingerprint)",
+        (table_name, as_of, table_name)).fetchone()
+    return None if row is None else PreviousUsers(*row)
+
+
+def prune(conn: psycopg.Connection, as_of: str) -> None:
+    """Drop the user_id sets no later month can compare against: older than the month before `as_of`."""
+    from psycopg import sql
+
+    for kept in ("validation_keysets", "validation_user_sets"):
+        conn.execute(sql.SQL("DELETE FROM {} WHERE as_of < (date_trunc('month', %s::date) - interval '1 day')::date"
+                             ).format(sql.Identifier(kept)), (as_of,))
