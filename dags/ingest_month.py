@@ -108,7 +108,7 @@ def ingest_month():
 
     @task
     def ensure_schema() -> list[str]:
-        """#### Create the live, snapshot and bookkeeping tables if missing (idempotent DDL); drop stale staging."""
+        """#### Create what is missing (sql/schema, sql/functions), run pending sql/migrations; drop stale staging."""
         from streamflow.schema import apply_schema
         from streamflow.staging import drop_stale
 
