@@ -2,7 +2,8 @@
 
 * `sql/schema/NNN_*.sql`: idempotent definitions (`CREATE ... IF NOT EXISTS`), the current shape
   of every table. `002_snapshot_table.sql` is rendered once per snapshot table of the registry.
-* `sql/functions/NNN_*.sql`: `CREATE OR REPLACE FUNCTION`, re-applied by every setup. Schema and
+* `sql/functions/NNN_*.sql`: `CREATE OR REPLACE FUNCTION`, re-applied by every setup;
+  `005_training_set.sql` joins the registry's snapshot tables (rendered). Schema and
   functions share one numbering and run in its order (a schema file before the functions of its
   number): a function may need a table, and a table (training_examples) a function.
 * `sql/migrations/NNNN_*.sql`: what brings an older database to the current shape, run once each,
@@ -36,6 +37,8 @@ FUNCTIONS_DIR = SQL_DIR / "functions"
 MIGRATIONS_DIR = SQL_DIR / "migrations"
 #: Rendered once per snapshot table of the registry (`snapshot_table_ddl`), not run as written.
 SNAPSHOT_TABLE_DDL = SCHEMA_DIR / "002_snapshot_table.sql"
+#: training_set(): the snapshot tables joined, rendered from the registry (`training_set_function`).
+TRAINING_SET = FUNCTIONS_DIR / "005_training_set.sql"
 #: registry pg_type -> the type written in the DDL (the spec's spelling).
 DDL_TYPES = {"text": "TEXT", "date": "DATE", "boolean": "BOOLEAN", "integer": "INT", "numeric": "NUMERIC"}
 
@@ -70,21 +73,56 @@ def checksum(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def column_definitions(table: Table) -> sql.Composed:
+    """`name TYPE, ...` of a table's snapshot columns."""
+    from psycopg import sql
+
+    return sql.SQL(", ").join(
+        sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(DDL_TYPES[table.column(name).pg_type]))
+        for name in table.snapshot_columns)
+
+
 def snapshot_table_ddl(table: Table) -> sql.Composed:
     """`sql/schema/002_snapshot_table.sql` for one snapshot table: its name and columns from the registry."""
     from psycopg import sql
 
-    columns = sql.SQL(", ").join(
-        sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(DDL_TYPES[table.column(name).pg_type]))
-        for name in table.snapshot_columns)
     return sql.SQL(SNAPSHOT_TABLE_DDL.read_text(encoding="utf-8")).format(
-        snapshot_table=sql.Identifier(table.snapshot_table), columns=columns)
+        snapshot_table=sql.Identifier(table.snapshot_table), columns=column_definitions(table))
+
+
+def training_set_function() -> sql.Composed:
+    """`sql/functions/005_training_set.sql`: the snapshot tables joined on (user_id, as_of), all their columns."""
+    from psycopg import sql
+
+    first, *others = SNAPSHOTTED
+
+    def qualified(table: Table, name: str) -> sql.Identifier:
+        return sql.Identifier(table.snapshot_table, name)
+
+    return sql.SQL(TRAINING_SET.read_text(encoding="utf-8")).format(
+        columns=sql.SQL(",\n  ").join(column_definitions(table) for table in SNAPSHOTTED),
+        selected=sql.SQL(",\n         ").join(
+            qualified(table, name) for table in SNAPSHOTTED for name in table.snapshot_columns),
+        first=sql.Identifier(first.snapshot_table),
+        joins=sql.SQL("\n  ").join(
+            sql.SQL("JOIN {table} ON {user} = {first_user} AND {as_of} = {first_as_of}").format(
+                table=sql.Identifier(table.snapshot_table), user=qualified(table, "user_id"),
+                first_user=qualified(first, "user_id"), as_of=qualified(table, "as_of"),
+                first_as_of=qualified(first, "as_of"))
+            for table in others))
+
+
+#: The definition files rendered from the registry, and how: each gives the statements to run.
+RENDERED = {
+    SNAPSHOT_TABLE_DDL: lambda: [snapshot_table_ddl(table) for table in SNAPSHOTTED],
+    TRAINING_SET: lambda: [training_set_function()],
+}
 
 
 def definitions(path: Path) -> list[str | sql.Composed]:
-    """The statements one definition file runs: the file, or the snapshot template once per table."""
-    if path == SNAPSHOT_TABLE_DDL:
-        return [snapshot_table_ddl(table) for table in SNAPSHOTTED]
+    """The statements one definition file runs: the file as written, or as rendered from the registry."""
+    if path in RENDERED:
+        return RENDERED[path]()
     return [path.read_text(encoding="utf-8")]
 
 
