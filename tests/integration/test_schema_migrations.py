@@ -154,3 +154,19 @@ def test_a_changed_migration_stops_the_setup_naming_the_file(conn):
     # Nothing of that setup stays: it ran in one transaction.
     assert conn.execute("SELECT checksum FROM schema_migrations WHERE filename = %s", (first.name,)).fetchone() == (
         "f00",)
+
+
+def test_the_first_setup_after_the_last_old_version_waits_for_no_reader(pg_server, monkeypatch):
+    """Deployed over 178bab8's warehouse, the first setup records the migrations (all of them find
+    nothing to change there) without a lock an open reader would block: the rule of test_schema_locks."""
+    monkeypatch.setattr(schema, "LOCK_TIMEOUT", "1s")
+    with database(pg_server, "old_") as settings, connect(settings) as old, connect(settings) as reader:
+        with old.transaction():
+            for _name, text in old_ddl(OLD_VERSIONS[0][0]):
+                old.execute(text)
+        tables = reader.execute("SELECT relname FROM pg_class WHERE relnamespace = current_schema()::regnamespace"
+                                " AND relkind IN ('r', 'p')").fetchall()
+        for (name,) in tables:
+            reader.execute(f'SELECT count(*) FROM "{name}"')  # a transaction left open, holding AccessShareLock
+        assert schema.apply_schema(old)[-len(schema.migration_files()):] == [
+            schema.named(path) for path in schema.migration_files()]
