@@ -11,7 +11,7 @@ One process tree, one PostgreSQL, the same generated files (`streamflow_dev.gene
 * the course's way (implemented here only, as the baseline): `pandas.read_csv`,
   `DataFrame.to_sql` into a `tmp_<table>` table, `INSERT ... SELECT ... ON CONFLICT DO UPDATE`;
 * the validation of all six tables, every row (`streamflow.validation.run_suite`), and the
-  stamping of the five snapshots at one as_of (`sql/stamp_snapshot.sql`, as the DAG renders it);
+  stamping of the five snapshots at one as_of (`sql/queries/stamp_snapshot.sql`, as the DAG renders it);
 * the DAG: parse time, then month_000 and month_001 through `airflow dags test --use-executor`
   (LocalExecutor, independent tasks side by side, an API server for their reports), wall time
   next to the sum of the task durations Airflow recorded (`task_instance.duration`).

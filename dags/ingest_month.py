@@ -108,7 +108,7 @@ def ingest_month():
 
     @task
     def ensure_schema() -> list[str]:
-        """#### Create the live, snapshot and bookkeeping tables if missing (idempotent DDL); drop stale staging."""
+        """#### Create what is missing (sql/schema, sql/functions), run pending sql/migrations; drop stale staging."""
         from streamflow.schema import apply_schema
         from streamflow.staging import drop_stale
 
@@ -146,7 +146,7 @@ def ingest_month():
 
     @task(multiple_outputs=False)
     def snapshot(table_name: str, month: dict, run_id=None, outlet_events=None) -> dict:
-        """#### Freeze one live table at as_of (sql/stamp_snapshot.sql); its asset event says what was stamped."""
+        """#### Freeze one live table at as_of (sql/queries/stamp_snapshot.sql); its asset event: what it stamped."""
         from streamflow.pipeline import stamp_snapshot
 
         with warehouse_connection() as conn:

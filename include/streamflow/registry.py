@@ -1,8 +1,10 @@
 """The one declaration of the six tables: file, key, columns and types, snapshot.
 
 The upsert, the contract gate, the expectation suites and the snapshot SQL are all driven
-from `TABLES`. `sql/001_live_tables.sql` and `sql/002_snapshot_tables.sql` hold the DDL
-(the course's schema kept verbatim); `tests/integration/test_schema.py` proves they agree.
+from `TABLES`. `sql/schema/001_live_tables.sql` holds the live tables' DDL (the course's schema
+kept verbatim; `tests/integration/test_schema.py` proves it agrees); the snapshot tables are
+created from `SNAPSHOTTED` (`sql/schema/002_snapshot_table.sql`, rendered per table by
+`streamflow.schema`).
 """
 
 from __future__ import annotations
@@ -146,24 +148,7 @@ def table(name: str) -> Table:
 def quote_ident(name: str) -> str:
     """SQL identifier quoting, the rule of `psycopg.sql.Identifier` (tested against it).
 
-    Used where the DAG is parsed, to keep psycopg out of parse time.
+    Used where psycopg is not installed (the Feast repo's definitions).
     """
     return '"' + name.replace('"', '""') + '"'
 
-
-def snapshot_sql_params(source: Table) -> dict[str, str]:
-    """Quoted identifier fragments that `sql/stamp_snapshot.sql` is rendered with."""
-    if not source.snapshot_table:
-        raise ValueError(f"table {source.name} has no snapshot table")
-
-    def joined(prefix: str) -> str:
-        return ", ".join(prefix + quote_ident(name) for name in source.snapshot_columns)
-
-    return {
-        "live_table": quote_ident(source.name),
-        "snapshot_table": quote_ident(source.snapshot_table),
-        "snapshot_table_literal": "'" + source.snapshot_table.replace("'", "''") + "'",
-        "columns": joined(""),
-        "live_columns": joined("live."),
-        "snapshot_columns": joined("snapshot."),
-    }

@@ -1,4 +1,4 @@
-"""The snapshot SQL: `sql/stamp_snapshot.sql` rendered from the registry and run.
+"""The snapshot SQL: `sql/queries/stamp_snapshot.sql` rendered from the registry and run.
 
 One path for the DAG's `snapshot_<table>` tasks (through `pipeline.stamp_snapshot`), the tests
 and the bench: `stamp` runs the statements `render_stamp_sql` renders, once per process and table.
@@ -9,39 +9,52 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING
 
-from streamflow.registry import SNAPSHOTTED, Table, snapshot_sql_params
-from streamflow.settings import SQL_DIR
+from streamflow import queries
+from streamflow.registry import SNAPSHOTTED, Table
 
 if TYPE_CHECKING:
     import psycopg
 
-STAMP_TEMPLATE = SQL_DIR / "stamp_snapshot.sql"
+STAMP_QUERY = "stamp_snapshot"
 
 #: What a run does to an as_of that is already stamped (the DAG's `snapshot_policy` param):
 #: "restamp" brings it up to the live state (corrected files), "immutable" leaves it as first stamped.
 SNAPSHOT_POLICIES = ("restamp", "immutable")
 
 
-def render_stamp_template(table: Table) -> str:
-    """`stamp_snapshot.sql` for one table, its identifier fragments filled in from the registry.
+def stamp_identifiers(table: Table) -> dict:
+    """What `stamp_snapshot.sql`'s `{placeholders}` are filled with: identifiers from the registry."""
+    from psycopg import sql
 
-    Rendered here, never by Airflow's templating: Airflow lets a run's conf override `params`, so
-    fragments left to its Jinja could be replaced by a trigger. What is left to bind is values
-    only (`%(as_of)s`, `%(restamp)s`).
-    """
-    import jinja2
+    if not table.snapshot_table:
+        raise ValueError(f"table {table.name} has no snapshot table")
 
-    template = jinja2.Template(STAMP_TEMPLATE.read_text(encoding="utf-8"), undefined=jinja2.StrictUndefined)
-    return template.render(params=snapshot_sql_params(table))
+    def joined(alias: str | None) -> sql.Composed:
+        return sql.SQL(", ").join(sql.Identifier(alias, name) if alias else sql.Identifier(name)
+                                  for name in table.snapshot_columns)
+
+    return {"live_table": sql.Identifier(table.name), "snapshot_table": sql.Identifier(table.snapshot_table),
+            "columns": joined(None), "live_columns": joined("live"), "snapshot_columns": joined("snapshot")}
+
+
+def stamp_params(table: Table, as_of: str, restamp: bool = True) -> dict:
+    """The values `stamp_snapshot.sql` binds."""
+    return {"as_of": as_of, "restamp": restamp, "snapshot_name": table.snapshot_table}
 
 
 @functools.cache
 def render_stamp_sql(table: Table) -> tuple[str, ...]:
-    """The statements of the rendered template, split as common-sql splits them (rendered once per table)."""
-    import sqlparse
+    """The statements of `stamp_snapshot.sql` for one table (rendered once per table), values left to bind.
 
-    text = sqlparse.format(render_stamp_template(table), strip_comments=True)
-    return tuple(statement.rstrip(";").strip() for statement in sqlparse.split(text) if statement.strip())
+    Split with sqlparse, comments stripped; each statement composed with psycopg.sql.
+    """
+    import sqlparse
+    from psycopg import sql
+
+    identifiers = stamp_identifiers(table)
+    text = sqlparse.format(queries.text(STAMP_QUERY), strip_comments=True)
+    return tuple(sql.SQL(statement.rstrip(";").strip()).format(**identifiers).as_string(None)
+                 for statement in sqlparse.split(text) if statement.strip())
 
 
 def stamp(conn: psycopg.Connection, as_of: str, tables: tuple[Table, ...] = SNAPSHOTTED,
@@ -55,8 +68,8 @@ def stamp(conn: psycopg.Connection, as_of: str, tables: tuple[Table, ...] = SNAP
         restamp: False leaves an as_of that is already stamped as it is (immutable snapshots).
     """
     results = {}
-    params = {"as_of": as_of, "restamp": restamp}
     for table in tables:
+        params = stamp_params(table, as_of, restamp)
         with conn.transaction():
             for statement in render_stamp_sql(table):
                 # Never a prepared statement: a generic plan would not know which month's partition it

@@ -1,7 +1,7 @@
 """A run's staging area: one schema per DAG run, where the upsert tasks write and validation reads.
 
 The name comes from the run id (hashed: run ids carry characters identifiers should not), so
-two runs at once, of the same month or not, never share staged tables. `sql/staging_manifest.sql`
+two runs at once, of the same month or not, never share staged tables. `sql/queries/staging_manifest.sql`
 holds its DDL. The publish task drops the schema in the transaction that publishes it.
 """
 
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 SCHEMA_PREFIX = "streamflow_stage_"
 _SCHEMA_NAME = re.compile(rf"^{SCHEMA_PREFIX}[0-9a-f]{{16}}$")
 MANIFEST = "staged_files"
-MANIFEST_DDL = SQL_DIR / "staging_manifest.sql"
+MANIFEST_DDL = SQL_DIR / "queries" / "staging_manifest.sql"
 MANIFEST_COLUMNS = ("table_name", "month", "run_id", "file_path", "file_sha256", "rows_in_file", "columns",
                     "absent_columns", "method")
 # Parallel upsert tasks may create the schema at once: CREATE ... IF NOT EXISTS races on the catalog.

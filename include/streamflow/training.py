@@ -2,7 +2,7 @@
 
 `training_examples` holds `training_set(as_of)` (sql/005) frozen, one row per (as_of, user_id);
 `training_set_manifest` one row per build. Both, and the function that replaces one as_of, are in
-sql/006_training_examples.sql.
+sql/schema/006_training_examples.sql and sql/functions/006_training_examples.sql.
 """
 
 from __future__ import annotations

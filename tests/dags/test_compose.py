@@ -1,4 +1,4 @@
-"""Static checks of the Docker stack (docker-compose.yml, docker-compose.celery.yml, Dockerfile, docker/).
+"""Static checks of the Docker stack (docker-compose.yml, docker-compose.celery.yml, Dockerfile).
 
 No Docker engine is needed. Both compose files are validated against the Compose specification's JSON
 schema (compose-spec.json next to this file), then checked against the repository (.env,
@@ -39,7 +39,6 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 CELERY_FILE = ROOT / "docker-compose.celery.yml"
 DOCKERFILE = ROOT / "Dockerfile"
-INIT_SCRIPT = ROOT / "docker" / "warehouse-init.sh"
 SQL_DIR = ROOT / "sql"
 # The Compose specification's JSON schema, unchanged: schema/compose-spec.json of compose-go v2.9.1
 # (compose-go's copy of compose-spec/compose-spec's schema/compose-spec.json), extracted byte for byte
@@ -76,7 +75,6 @@ APISERVER_HEALTH_BUDGET_S = 180
 # Options of apache-airflow-providers-celery: in the official image, not in the venv (whose config
 # reference cannot list them); the names are those of the official docker-compose.yaml.
 PROVIDER_OPTIONS_NOT_IN_VENV = {("celery", "broker_url"), ("celery", "result_backend")}
-NUMBERED_DDL = re.compile(r"[0-9]{3}_.*\.sql")
 
 # Compose interpolation: ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?err}, ${VAR?err}, ${VAR:+x}, $VAR.
 # `$$` is a literal dollar (left for the container's shell) and is removed before matching.
@@ -178,19 +176,6 @@ def healthcheck_test(service: dict) -> str:
     return " ".join(test) if isinstance(test, list) else str(test)
 
 
-def init_script_sql_dir() -> str:
-    match = re.search(r"\$\{STREAMFLOW_SQL_DIR:-([^}]+)\}", INIT_SCRIPT.read_text(encoding="utf-8"))
-    assert match, "warehouse-init.sh must default STREAMFLOW_SQL_DIR to the mounted sql folder"
-    return match.group(1)
-
-
-def init_script_glob() -> str:
-    """The file pattern the init script expands under its sql folder."""
-    match = re.search(r'"\$\{?sql_dir\}?"/(\S+\.sql)\)', INIT_SCRIPT.read_text(encoding="utf-8"))
-    assert match, "warehouse-init.sh must glob \"$sql_dir\"/<pattern>.sql"
-    return match.group(1)
-
-
 def write_stubs(stub_dir: Path, names: list[str]) -> None:
     """Executables that append `name arg1 arg2 ...` (\\x1f-separated) to $STUB_CALLS and succeed."""
     stub_dir.mkdir(parents=True, exist_ok=True)
@@ -206,24 +191,6 @@ def write_stubs(stub_dir: Path, names: list[str]) -> None:
 def read_stub_calls(calls: Path) -> list[list[str]]:
     recorded = calls.read_text(encoding="utf-8").splitlines() if calls.exists() else []
     return [line.rstrip("\x1f").split("\x1f") for line in recorded]
-
-
-def run_init_script(sql_dir: Path, tmp_path: Path) -> tuple[subprocess.CompletedProcess, list[list[str]]]:
-    """Run warehouse-init.sh with a stub psql that records its arguments (one call per line)."""
-    bash = shutil.which("bash")
-    if bash is None:
-        pytest.skip("bash is not installed")
-    write_stubs(tmp_path / "bin", ["psql"])
-    calls = tmp_path / "psql-calls"
-    env = {
-        "PATH": f"{tmp_path / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
-        "STUB_CALLS": str(calls),
-        "STREAMFLOW_SQL_DIR": str(sql_dir),
-        "POSTGRES_USER": "warehouse_user",
-        "POSTGRES_DB": "warehouse_db",
-    }
-    result = subprocess.run([bash, str(INIT_SCRIPT)], env=env, capture_output=True, text=True, timeout=30, check=False)
-    return result, [call[1:] for call in read_stub_calls(calls)]
 
 
 def option_values(args: list[str], option: str) -> list[str]:
@@ -754,7 +721,7 @@ def test_every_bind_mounted_host_path_exists(stack):
             if source.startswith(("./", "../", "/")):
                 assert (ROOT / source).exists(), f"{name}: host path {source} does not exist in the repository"
                 checked += 1
-    assert checked >= len(AIRFLOW_MOUNTS) * len(AIRFLOW_SERVICES) + 2
+    assert checked >= len(AIRFLOW_MOUNTS) * len(AIRFLOW_SERVICES)
 
 
 def test_named_volumes_are_declared(compose, services):
@@ -793,16 +760,13 @@ def test_databases_have_pg_isready_healthchecks(services):
         assert "pg_isready" in healthcheck_test(services[name]), name
 
 
-def test_warehouse_loads_only_numbered_ddl_through_the_init_script(services):
+def test_warehouse_schema_is_set_up_by_apply_schema_only(services):
+    # No init script and no sql/ in the warehouse container: the snapshot tables are rendered from the
+    # registry and the migrations recorded by streamflow.schema, which psql on sql/ cannot do.
     warehouse_mounts = mounts(services["warehouse"])
-    initdb = [(source, target) for source, target, _mode in warehouse_mounts if target.startswith("/docker-entrypoint-initdb.d")]
-    # Only the init script goes into the init dir: not ./sql itself, nor any .sql file of it.
-    assert len(initdb) == 1, initdb
-    source, target = initdb[0]
-    assert (ROOT / source).resolve() == INIT_SCRIPT
-    assert target.endswith(".sh")
-    sql_mounts = [target for source, target, _mode in warehouse_mounts if (ROOT / source).resolve() == SQL_DIR]
-    assert sql_mounts == [init_script_sql_dir()]
+    assert [target for _source, target, _mode in warehouse_mounts if target.startswith("/docker-entrypoint-initdb.d")] == []
+    assert [target for source, target, _mode in warehouse_mounts if (ROOT / source).resolve() == SQL_DIR] == []
+    assert "apply_schema(conn)" in (ROOT / "dags" / "ingest_month.py").read_text(encoding="utf-8")
 
 
 def test_airflow_services_share_one_build(compose, services):
@@ -906,58 +870,3 @@ def test_dockerfile_installs_requirements_with_constraints_as_airflow_user():
 def test_dockerfile_sets_pythonpath_to_include():
     envs = [arguments for keyword, arguments in dockerfile_instructions() if keyword == "ENV"]
     assert "PYTHONPATH=/opt/airflow/include" in envs
-
-
-# ------------------------------------------------------------------------------------ warehouse init
-
-
-def test_init_script_is_executable_and_strict():
-    text = INIT_SCRIPT.read_text(encoding="utf-8")
-    assert text.startswith(("#!/usr/bin/env bash\n", "#!/bin/bash\n"))
-    assert re.search(r"^set -euo pipefail$", text, re.MULTILINE)
-    assert os.access(INIT_SCRIPT, os.X_OK), "the postgres image only executes *.sh that are executable"
-
-
-def test_init_script_glob_selects_numbered_ddl_only():
-    matched = sorted(path.name for path in SQL_DIR.glob(init_script_glob()) if path.is_file())
-    every_sql = sorted(path.name for path in SQL_DIR.glob("*.sql"))
-    numbered = [name for name in every_sql if NUMBERED_DDL.fullmatch(name)]
-    assert numbered, "sql/ should hold numbered DDL files"
-    assert matched == numbered
-    assert "stamp_snapshot.sql" not in matched
-    assert not set(matched) & (set(every_sql) - set(numbered))
-
-
-def test_init_script_loads_repo_ddl_in_order_in_one_transaction(tmp_path):
-    result, calls = run_init_script(SQL_DIR, tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert len(calls) == 1, calls
-    args = calls[0]
-    expected = sorted(path.name for path in SQL_DIR.iterdir() if NUMBERED_DDL.fullmatch(path.name))
-    assert [Path(value).name for value in option_values(args, "--file")] == expected
-    assert all(Path(value).parent == SQL_DIR for value in option_values(args, "--file"))
-    assert "ON_ERROR_STOP=1" in option_values(args, "-v")
-    assert "--single-transaction" in args
-    assert option_values(args, "--username") == ["warehouse_user"]
-    assert option_values(args, "--dbname") == ["warehouse_db"]
-
-
-def test_init_script_orders_and_filters_any_sql_folder(tmp_path):
-    sql_dir = tmp_path / "sql"
-    sql_dir.mkdir()
-    names = ["010_late.sql", "002_b.sql", "001_a.sql", "stamp_snapshot.sql", "0001_four_digits.sql", "01_two.sql", "003_notes.txt"]
-    for name in names:
-        (sql_dir / name).write_text("-- x\n", encoding="utf-8")
-    result, calls = run_init_script(sql_dir, tmp_path)
-    assert result.returncode == 0, result.stderr
-    loaded = [Path(value).name for value in option_values(calls[0], "--file")]
-    assert loaded == sorted(name for name in names if NUMBERED_DDL.fullmatch(name))
-
-
-def test_init_script_fails_without_ddl(tmp_path):
-    empty = tmp_path / "sql"
-    empty.mkdir()
-    (empty / "stamp_snapshot.sql").write_text("-- template\n", encoding="utf-8")
-    result, calls = run_init_script(empty, tmp_path)
-    assert result.returncode != 0
-    assert calls == []

@@ -321,7 +321,7 @@ def test_two_stamps_of_one_table_at_once_both_succeed(conn, months, warehouse):
     pipeline.load_month(conn, run, "test__month_000")
     labels = next(t for t in SNAPSHOTTED if t.name == "labels")
     first, *rest = snapshots.render_stamp_sql(labels)
-    params = {"as_of": run["as_of"], "restamp": True}
+    params = snapshots.stamp_params(labels, run["as_of"])
     conn.execute(first, params)  # the first stamp holds the lock, its rows not yet committed
     inserted_by_first = conn.execute(rest[0], params).fetchone()[2]
     second: dict = {}

@@ -502,6 +502,7 @@ def test_a_warehouse_with_a_user_set_per_file_moves_them_into_shared_sets_on_set
     conn.execute("INSERT INTO ingestion_ledger (run_id, month, as_of, table_name, file_path, status, started_at)"
                  " SELECT 'scheduled__jan', 'month_000', '2024-01-31', t, t || '.csv', 'loaded', now()"
                  " FROM unnest(ARRAY['users', 'labels', 'support_agg_90d']) AS t")
+    conn.execute("DELETE FROM schema_migrations WHERE filename = '0007_shared_user_sets.sql'")  # never had it
     conn.commit()
     apply_schema(conn)
     conn.commit()

@@ -11,7 +11,7 @@ from streamflow.registry import SNAPSHOTTED, TABLES, quote_ident
 from streamflow.settings import SQL_DIR
 
 PG_TYPES = {"text": "text", "date": "date", "boolean": "boolean", "integer": "integer", "numeric": "numeric"}
-#: The course's live-table DDL, vendored unchanged: sql/001 must stay the course's schema verbatim.
+#: The course's live-table DDL, vendored unchanged: sql/schema/001 must stay the course's schema verbatim.
 SPEC = Path(__file__).resolve().parents[1] / "spec" / "001_schema.sql"
 
 
@@ -40,7 +40,7 @@ def test_schema_is_idempotent(conn):
 
 
 def test_live_ddl_is_the_course_schema_verbatim():
-    assert (SQL_DIR / "001_live_tables.sql").read_text() == SPEC.read_text()
+    assert (SQL_DIR / "schema" / "001_live_tables.sql").read_text() == SPEC.read_text()
 
 
 @pytest.mark.parametrize("name", ["users", 'we"ird', "snake_case_1"])

@@ -15,4 +15,4 @@ def test_setup_does_not_wait_for_open_readers(warehouse, monkeypatch):
     with connect(warehouse) as reader, connect(warehouse) as setup:
         for name in (*(t.name for t in TABLES), *(t.snapshot_table for t in SNAPSHOTTED), *BOOKKEEPING):
             reader.execute(f'SELECT count(*) FROM "{name}"')  # a transaction left open, holding AccessShareLock
-        assert schema.apply_schema(setup) == [path.name for path in schema.ddl_files()]
+        assert schema.apply_schema(setup) == [schema.named(path) for path in schema.definition_files()]

@@ -1,44 +1,4 @@
--- One row per (run, table) load attempt: what was read, what it changed, how it ended.
--- status: loaded = applied to the live tables; replayed = an older month re-run from the very
--- files it was loaded from (nothing to apply); failed = refused or rejected, nothing written.
--- snapshot_policy: how the run treats an as_of already stamped ('restamp' or 'immutable').
--- accepted_checks: failed checks against history the run was told to accept (its `accept` param):
--- the month published though they failed, and this says so.
-CREATE TABLE IF NOT EXISTS ingestion_ledger (
-  id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-  run_id TEXT NOT NULL,
-  month TEXT NOT NULL,
-  as_of DATE NOT NULL,
-  table_name TEXT NOT NULL,
-  file_path TEXT NOT NULL,
-  file_sha256 TEXT,
-  rows_in_file BIGINT,
-  inserted BIGINT,
-  updated BIGINT,
-  unchanged BIGINT,
-  absent_columns TEXT[] NOT NULL DEFAULT '{}',
-  status TEXT NOT NULL CHECK (status IN ('loaded', 'replayed', 'failed')),
-  error TEXT,
-  snapshot_policy TEXT,
-  accepted_checks TEXT[] NOT NULL DEFAULT '{}',
-  started_at TIMESTAMPTZ NOT NULL,
-  finished_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp()
-);
--- Added with the checks against history; only when missing (ALTER TABLE locks even when it exists).
-DO $$ BEGIN
-  IF NOT EXISTS (SELECT 1 FROM information_schema.columns
-                 WHERE table_schema = current_schema() AND table_name = 'ingestion_ledger'
-                   AND column_name = 'accepted_checks') THEN
-    ALTER TABLE ingestion_ledger ADD COLUMN IF NOT EXISTS accepted_checks TEXT[] NOT NULL DEFAULT '{}';
-  END IF;
-END $$;
--- Setup runs before every DAG run: nothing here may lock a table that already exists (an open
--- reader would block the pipeline), so indexes are created only when missing.
-DO $$ BEGIN
-  IF to_regclass('ingestion_ledger_as_of') IS NULL THEN
-    CREATE INDEX ingestion_ledger_as_of ON ingestion_ledger (as_of) WHERE status = 'loaded';
-  END IF;
-END $$;
+-- The month order and no time travel: what may load, what may stamp (ledger and stamp catalogue).
 
 -- The as_of of the month after the one ending on as_of (the last day of the next month): the one
 -- place this arithmetic is written.
@@ -55,7 +15,7 @@ LANGUAGE sql STABLE AS $$
   WHERE l.status = 'loaded' AND l.as_of > run_as_of ORDER BY l.as_of DESC LIMIT 1
 $$;
 
--- Is snapshot_table stamped at stamp_as_of? A catalogue lookup (sql/007), not a scan of snapshot data.
+-- Is snapshot_table stamped at stamp_as_of? A catalogue lookup (sql/schema/008), not a scan of snapshot data.
 -- plpgsql: the catalogue's file comes after this one, and a SQL function's body is checked when created.
 CREATE OR REPLACE FUNCTION streamflow_is_stamped(snapshot_table TEXT, stamp_as_of DATE) RETURNS BOOLEAN
 LANGUAGE plpgsql STABLE AS $$
@@ -105,7 +65,6 @@ BEGIN
   END IF;
   RETURN run_as_of;
 END $$;
-DROP FUNCTION IF EXISTS streamflow_assert_latest_month(DATE);
 
 -- May a run write the snapshot at run_as_of? Only while it is the latest loaded month. After a
 -- later month, an as_of already stamped is frozen (false: the run leaves it), and one never
@@ -127,7 +86,7 @@ BEGIN
     USING HINT = 'to rebuild from an earlier month run `make reset` (or empty the warehouse) and load every month again in order';
 END $$;
 
--- The stamp's first step (sql/stamp_snapshot.sql), under its lock: may it write (streamflow_may_stamp),
+-- The stamp's first step (sql/queries/stamp_snapshot.sql), under its lock: may it write (streamflow_may_stamp),
 -- and if so, the as_of's partition exists afterwards.
 CREATE OR REPLACE FUNCTION streamflow_begin_stamp(run_as_of DATE, snapshot_table TEXT) RETURNS BOOLEAN
 LANGUAGE plpgsql AS $$
