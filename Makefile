@@ -11,7 +11,7 @@ FEAST_STAMP := $(FEAST_VENV)/.installed
 # The developer tooling (tools/streamflow_dev) is not part of the shipped package (include/).
 LOCAL := PYTHONPATH=include:tools $(PY) -m streamflow_dev
 
-.PHONY: run test test-pg16 compose-test venv airflow airflow-cli dag-test psql reset stop checks lint data bench \
+.PHONY: run test test-pg16 compose-test compose-secrets venv airflow airflow-cli dag-test psql reset stop checks lint data bench \
 	feast-venv feast-check feast
 
 ## Create .venv and install the pinned dependencies (a no-op when they are already in).
@@ -55,6 +55,11 @@ compose-test: venv
 	  test "$$(id -u)" = 0 || { echo "compose-test needs docker.io and debootstrap (apt-get, as root)"; exit 1; }; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker.io debootstrap; }
 	$(PY) -m pytest -m compose $(PYTEST_ARGS)
+
+## The compose stack's secrets and its users' passwords, written once outside the repository (docs/logins.md):
+##   make compose-secrets [DIR=~/.config/streamflow-compose]
+compose-secrets:
+	$(PYTHON) tools/compose_secrets.py $(DIR)
 
 ## Airflow UI/API, scheduler, dag-processor and triggerer (`airflow standalone`) against the local warehouse.
 airflow: venv
