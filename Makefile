@@ -49,11 +49,16 @@ test-pg16: venv
 	STREAMFLOW_PG_MAJOR=16 $(PY) -m pytest -m "integration and not airflow" $(PYTEST_ARGS)
 
 ## docker-compose.yml up for real, then the celery scale-out (tests/compose). As root on Debian it installs
-## and starts its own Docker engine and builds stand-ins for images it cannot pull (tools/standins/).
+## and starts its own Docker engine and builds stand-ins for images it cannot pull (tools/standins/);
+## the login tests drive Debian's chromium, installed here like `make test` does.
 compose-test: venv
 	@docker version >/dev/null 2>&1 || { command -v dockerd >/dev/null && command -v debootstrap >/dev/null; } || { \
 	  test "$$(id -u)" = 0 || { echo "compose-test needs docker.io and debootstrap (apt-get, as root)"; exit 1; }; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker.io debootstrap; }
+	@command -v chromium >/dev/null 2>&1 || { \
+	  test "$$(id -u)" = 0 && command -v apt-get >/dev/null || { \
+	    echo "compose-test: the login tests need Debian's chromium: sudo apt-get install --no-install-recommends chromium"; exit 1; }; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
 	$(PY) -m pytest -m compose $(PYTEST_ARGS)
 
 ## The compose stack's secrets and its users' passwords, written once outside the repository (docs/logins.md):

@@ -165,3 +165,29 @@ def copy_checkout(target: Path) -> Path:
             (target / relative).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target / relative)
     return target
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's chromium through Playwright, as the stack tests drive it (tests/integration/stack)."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.integration.stack.conftest import CHROMIUM, CHROMIUM_ARGS
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail("the browser tests need Debian's chromium: apt-get install --no-install-recommends chromium")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh browser tab (own cookies: nobody logged in), closed after the test."""
+    from tests.integration.stack.conftest import BROWSER_TIMEOUT_MS
+
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(BROWSER_TIMEOUT_MS)
+    yield context.new_page()
+    context.close()
