@@ -185,9 +185,14 @@ def browser():
 @pytest.fixture
 def page(browser):
     """A fresh browser tab (own cookies: nobody logged in), closed after the test."""
+    from playwright.sync_api import expect
+
     from tests.integration.stack.conftest import BROWSER_TIMEOUT_MS
 
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     context.set_default_timeout(BROWSER_TIMEOUT_MS)
+    # expect() has its own timeout (5 s), which a page of the loaded stack on 2 cores can miss: the
+    # runs table was still loading after 5 s once, with the host busy.
+    expect.set_options(timeout=BROWSER_TIMEOUT_MS)
     yield context.new_page()
     context.close()

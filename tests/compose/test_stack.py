@@ -147,7 +147,8 @@ def test_up_with_the_public_dev_secrets_stops_at_the_preflight(upstream_images, 
     root, _ = project
     refused = Compose(root, upstream_images)  # no secrets, no STREAMFLOW_DEV_MODE
     try:
-        result = refused("up", "--build", "--detach", "--wait", "--wait-timeout", str(WAIT_S), check=False)
+        # No --build: the image is built here only when missing; the stack's `up --build` rebuilds it anyway.
+        result = refused("up", "--detach", "--wait", "--wait-timeout", str(WAIT_S), check=False)
         assert result.returncode != 0, result.stdout[-2000:]
         assert 'service "preflight" didn\'t complete successfully: exit 1' in result.stderr, result.stderr[-2000:]
         said = refused("logs", "--no-log-prefix", "preflight").stdout
