@@ -353,7 +353,8 @@ def test_browser_login_then_the_viewer_sees_runs_and_validation_but_cannot_trigg
     dialog.get_by_role("button", name="Trigger", exact=True).click()
     refusal = dialog.get_by_text("403 Forbidden")
     expect(refusal).to_be_visible()
-    expect(page.get_by_text("You do not have permission to perform this action.")).to_be_visible()
+    # .first: the UI renders its notifications region twice, so a toast's text appears twice.
+    expect(page.get_by_text("You do not have permission to perform this action.").first).to_be_visible()
     refusal.scroll_into_view_if_needed()
     page.screenshot(path=tmp_path / "viewer-trigger-refused.png")
     assert len(_runs(api)) == runs_before
@@ -373,7 +374,7 @@ def test_browser_the_op_logs_in_and_triggers_a_run(stack, api, passwords, page, 
     dialog.get_by_text(f"Unpause {PAUSED_DAG_ID} on trigger").click()
     dialog.get_by_role("button", name="Trigger", exact=True).click()
     page.wait_for_url(f"**/dags/{PAUSED_DAG_ID}/runs/manual__*")
-    expect(page.get_by_text("Dag run has been successfully triggered.")).to_be_visible()
+    expect(page.get_by_text("Dag run has been successfully triggered.").first).to_be_visible()
     expect(page.get_by_text("Triggering User")).to_be_visible()
     page.screenshot(path=tmp_path / "op-triggered.png")
     new = [run for run in _runs(api, PAUSED_DAG_ID) if run["dag_run_id"] not in before]
