@@ -421,7 +421,7 @@ def _anatomy_of(conn, source, path: Path, superuser: bool) -> dict[str, float]:
     """Each step of one table's load timed alone, on the emptied keyed table, rolled back afterwards."""
     from psycopg import sql
 
-    from streamflow import header, publish, staging, upsert
+    from streamflow import header, publish, stage, staging
 
     steps: dict[str, float] = {}
     target = sql.Identifier(source.name)
@@ -440,21 +440,21 @@ def _anatomy_of(conn, source, path: Path, superuser: bool) -> dict[str, float]:
             steps[label] = time.perf_counter() - t0
         print(f"    {source.name}: {label:<58} {steps[label]:7.2f} s", flush=True)
 
-    def stage() -> None:
-        upsert.stage_file(conn, schema, source, path)
+    def write() -> None:
+        stage.stage_file(conn, schema, source, path)
 
     def apply() -> None:
         publish.apply_staged(conn, schema, source, columns, 0)
 
-    work_mem = (f"SET LOCAL work_mem = '{upsert.WORK_MEM}'",)
+    work_mem = (f"SET LOCAL work_mem = '{stage.WORK_MEM}'",)
     timed("raw COPY into the keyed table (the floor)", lambda: _copy_file(conn, source.name, path))
     if superuser and source.depends_on_users:
         timed("raw COPY, foreign-key triggers off", lambda: _copy_file(conn, source.name, path),
               setup=("SET LOCAL session_replication_role = replica",))
-    timed("write: typed COPY into UNLOGGED staging (stage_file)", stage)
-    timed("publish, empty live table: INSERT ... SELECT (bulk)", apply, setup=work_mem, preload=stage)
-    timed("write + publish into the empty table (a first load)", lambda: (stage(), apply()), setup=work_mem)
-    timed("publish MERGE, the same rows already there", apply, setup=work_mem, preload=lambda: (stage(), apply()))
+    timed("write: typed COPY into UNLOGGED staging (stage_file)", write)
+    timed("publish, empty live table: INSERT ... SELECT (bulk)", apply, setup=work_mem, preload=write)
+    timed("write + publish into the empty table (a first load)", lambda: (write(), apply()), setup=work_mem)
+    timed("publish MERGE, the same rows already there", apply, setup=work_mem, preload=lambda: (write(), apply()))
     return steps
 
 

@@ -119,7 +119,7 @@ def ingest_month():
 
     @task(multiple_outputs=False)
     @fail_fast
-    def upsert(table_name: str, month: dict, run_id=None) -> dict:
+    def stage(table_name: str, month: dict, run_id=None) -> dict:
         """#### Write: stream one CSV into the run's staging schema through the contract gate."""
         from streamflow.pipeline import stage_table
 
@@ -160,8 +160,8 @@ def ingest_month():
     # Scheduled: deferred until the month's files and marker are there; manual: there, or fail now.
     month_complete = MonthCompleteSensor(task_id="wait_for_month")
     month = resolve_month()
-    users = upsert.override(task_id=f"upsert_{USERS}")(USERS, month)
-    dependents = [upsert.override(task_id=f"upsert_{t.name}")(t.name, month) for t in DEPENDENT_TABLES]
+    users = stage.override(task_id=f"stage_{USERS}")(USERS, month)
+    dependents = [stage.override(task_id=f"stage_{t.name}")(t.name, month) for t in DEPENDENT_TABLES]
     validated = validate_all(month)
     published = publish(month)
     snapshots = [snapshot.override(task_id=f"snapshot_{t.name}", outlets=[SNAPSHOT_ASSETS[t.name]])(t.name, month)

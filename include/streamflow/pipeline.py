@@ -1,6 +1,6 @@
 """The steps of `ingest_month` as plain functions: what each Airflow task calls.
 
-Write, audit, publish: the upsert tasks stage the month's files (`stage_table`), the validation
+Write, audit, publish: the stage tasks write the month's files (`stage_table`), the validation
 group checks the staged month (`validate_table`: the row rules, then the month's figures against
 the months published before it), and only then does `publish_month` apply all
 six tables to the live tables in one transaction. Each step takes what it needs (a connection,
@@ -22,8 +22,8 @@ from streamflow import (
     publish,
     settings,
     snapshots,
+    stage,
     staging,
-    upsert,
     validation,
     validation_view,
 )
@@ -108,9 +108,9 @@ def stage_table(conn: psycopg.Connection, table_name: str, month: dict, run_id: 
     schema, loaded = staging.schema_for(run_id), _last_loaded(conn, month["month"], table_name)
     try:
         if loaded and path.is_file() and header.file_sha256(path) == loaded["file_sha256"]:
-            staged = upsert.stage_replay(conn, schema, source, path, loaded, month["month"], run_id)
+            staged = stage.stage_replay(conn, schema, source, path, loaded, month["month"], run_id)
         else:
-            staged = upsert.stage_file(conn, schema, source, path, month["month"], run_id)
+            staged = stage.stage_file(conn, schema, source, path, month["month"], run_id)
             assert_loadable(conn, month["as_of"])
         conn.commit()
     except DataError as error:
@@ -158,13 +158,13 @@ def publish_month(conn: psycopg.Connection, month: dict, run_id: str) -> dict:
 
     Raises:
         OutOfOrderMonth: see `stage_table`; `failed` ledger rows, nothing published.
-        NotStaged: the run's staging area misses tables (its upsert tasks must run again).
+        NotStaged: the run's staging area misses tables (its stage tasks must run again).
     """
     schema = staging.schema_for(run_id)
     started = datetime.now(UTC)
     try:
         with conn.transaction():
-            conn.execute("SELECT set_config('work_mem', %s, true)", (upsert.WORK_MEM,))
+            conn.execute("SELECT set_config('work_mem', %s, true)", (stage.WORK_MEM,))
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (PUBLISH_LOCK,))
             staged = staging.manifest(conn, schema)
             if not staged:
@@ -175,7 +175,7 @@ def publish_month(conn: psycopg.Connection, month: dict, run_id: str) -> dict:
             missing = [t.name for t in TABLES if t.name not in staged]
             if missing:
                 raise NotStaged(f"run {run_id}: nothing staged for {', '.join(missing)} in {schema} (were they "
-                                f"not, or {staging.LOST}?); clear the run's upsert tasks (or the whole run) so "
+                                f"not, or {staging.LOST}?); clear the run's stage tasks (or the whole run) so "
                                 "they stage the month again")
             replays = {t.name: (_last_loaded(conn, month["month"], t.name) or {}).get("file_sha256")
                        == staged[t.name]["file_sha256"] for t in TABLES}
@@ -270,9 +270,9 @@ def validate_table(conn: psycopg.Connection, sqlalchemy_url: str, table_name: st
     with conn.transaction():  # not an implicit one: record_outcomes' transaction must be the outermost
         entry = staging.staged_entry(conn, schema, table_name)  # not only there: empty after a crash
     if entry is None:
-        raise NotStaged(f"run {run_id}: {table_name} is not staged in {schema} (a failed upsert task, or "
-                        f"{staging.LOST}); clear the run's upsert tasks so they stage the month again")
-    if entry["method"] == upsert.REPLAY:
+        raise NotStaged(f"run {run_id}: {table_name} is not staged in {schema} (a failed stage task, or "
+                        f"{staging.LOST}); clear the run's stage tasks so they stage the month again")
+    if entry["method"] == stage.REPLAY:
         log.info("%s: %s is byte for byte the file %s was loaded from, validated when it was loaded: "
                  "nothing new to validate", table_name, entry["file_path"], month["month"])
         return {"table": table_name, "view": None, "outcomes": [], "replay": True}

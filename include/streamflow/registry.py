@@ -1,7 +1,7 @@
 """The one declaration of the six tables: file, key, columns and types, snapshot.
 
-The upsert, the contract gate, the expectation suites and the snapshot SQL are all driven
-from `TABLES`. `sql/001_live_tables.sql` and `sql/002_snapshot_tables.sql` hold the DDL
+The write and the publish, the contract gate, the expectation suites and the snapshot SQL are all
+driven from `TABLES`. `sql/001_live_tables.sql` and `sql/002_snapshot_tables.sql` hold the DDL
 (the course's schema kept verbatim); `tests/integration/test_schema.py` proves they agree.
 """
 

@@ -6,7 +6,7 @@ import csv
 
 import pytest
 
-from streamflow import upsert
+from streamflow import stage
 from streamflow.errors import ContractViolation
 from streamflow.registry import TABLES, table
 from tests.helpers import apply_file, live_hashes, load_month
@@ -276,7 +276,7 @@ def test_staging_is_per_run_and_a_stale_one_is_dropped(conn, seeds):
     fresh, stale = staging.schema_for("manual__fresh"), staging.schema_for("manual__stale")
     assert fresh != stale
     for schema in (fresh, stale):
-        upsert.stage_file(conn, schema, table("users"), seeds / "month_000" / "users.csv")
+        stage.stage_file(conn, schema, table("users"), seeds / "month_000" / "users.csv")
     conn.execute(sql.SQL("UPDATE {} SET staged_at = now() - interval '25 hours'").format(
         staging.table_in(stale, staging.MANIFEST)))
     conn.commit()

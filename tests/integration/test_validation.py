@@ -250,7 +250,7 @@ def test_validation_view_shows_the_failure_with_bound_reason_counts_and_samples(
     # The DAG run's view: every table validated in the run; a task that validates nothing links to it.
     whole_run = validation_view.fetch(conn, run["run_id"])
     assert {r["table_name"] for r in whole_run} == {USERS, table.name}
-    other = validation_view.render([], "ingest_month", run["run_id"], "upsert_users")
+    other = validation_view.render([], "ingest_month", run["run_id"], "stage_users")
     assert "validates no table" in other
     assert validation_view.view_path("ingest_month", run["run_id"]) in other
     assert pipeline.validation_summary(conn, run["run_id"]) == {

@@ -2,7 +2,7 @@
 
 Crash recovery restarts UNLOGGED tables empty: the run's staged tables and their manifest. The
 tasks after the crash must say so (not blame the files, not validate an empty table) and change
-nothing; a re-run of the month (its upsert tasks again) converges. A clean restart (`-m fast`)
+nothing; a re-run of the month (its stage tasks again) converges. A clean restart (`-m fast`)
 keeps the staging: test_killed_tasks.py restarts the warehouse under a running DAG that way.
 """
 
@@ -45,7 +45,7 @@ def test_a_crash_empties_the_staging_the_next_tasks_say_so_and_change_nothing_a_
             assert {t.name: conn.execute(f"SELECT count(*) FROM {t.name}").fetchone()[0] for t in TABLES} == {
                 t.name: 0 for t in TABLES}
 
-            published = pipeline.load_month(conn, month, RUN)  # the re-run: every upsert task, then the publish
+            published = pipeline.load_month(conn, month, RUN)  # the re-run: every stage task, then the publish
 
             assert {entry["status"] for entry in published["tables"].values()} == {"loaded"}
             assert {t.name: conn.execute(f"SELECT count(*) FROM {t.name}").fetchone()[0] for t in TABLES} == {
