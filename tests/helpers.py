@@ -43,7 +43,7 @@ class FileLoad:
 
 def apply_file(conn, table, path, run_id: str = "test__apply_file") -> FileLoad:
     """Stage one file and publish it alone: the DAG's write and publish steps for one table,
-    without the month's order rules and ledger (`pipeline.load_month` has those)."""
+    without the month's order rules and ledger (`streamflow_dev.run_month` has those)."""
     from streamflow import publish, stage, staging
 
     schema = staging.schema_for(run_id)

@@ -1,10 +1,12 @@
-"""The steps of `ingest_month` as plain functions: what each Airflow task calls.
+"""The steps of `ingest_month` as plain functions, in the DAG's order: what each Airflow task calls.
 
-Write, audit, publish: the stage tasks write the month's files (`stage_table`), the validation
-group checks the staged month (`validate_table`: the row rules, then the month's figures against
-the months published before it), and only then does `publish_month` apply all
-six tables to the live tables in one transaction. Each step takes what it needs (a connection,
-a URL, the month) and returns a small JSON-able dict.
+Write, audit, publish: `prepare_month` resolves the run's month and checks its files; the stage
+tasks write them into the run's staging schema (`stage_table`); the validation group checks the
+staged month (`validate_table`: the row rules, then `audit_figures`, the month's figures against
+the months published before it); only then does `publish_month` apply all six tables to the
+live tables in one transaction; `stamp_snapshot` freezes them at as_of. Each step takes what it
+needs (a connection, a URL, the month) and returns a small JSON-able dict. What the ledger
+records and decides (a replay, the order months apply in) is `streamflow.ledger`'s.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from streamflow import (
     completeness,
     header,
     history,
+    ledger,
     metrics,
     months,
     publish,
@@ -27,8 +30,8 @@ from streamflow import (
     validation,
     validation_view,
 )
-from streamflow.errors import DataError, MissingInput, NotStaged, OutOfOrderMonth
-from streamflow.registry import SNAPSHOTTED, TABLES, table
+from streamflow.errors import DataError, MissingInput, NotStaged
+from streamflow.registry import TABLES, table
 from streamflow.snapshots import SNAPSHOT_POLICIES
 
 if TYPE_CHECKING:
@@ -104,156 +107,22 @@ def stage_table(conn: psycopg.Connection, table_name: str, month: dict, run_id: 
     """
     source = table(table_name)
     path = header.month_file(settings.seeds_dir(), month["month"], source)
-    entry = _ledger_entry(month, run_id, source.name, path)
-    schema, loaded = staging.schema_for(run_id), _last_loaded(conn, month["month"], table_name)
+    entry = ledger.entry(month, run_id, source.name, path)
+    schema = staging.schema_for(run_id)
+    loaded = ledger.replay_of(conn, month["month"], table_name, lambda: path.is_file() and header.file_sha256(path))
     try:
-        if loaded and path.is_file() and header.file_sha256(path) == loaded["file_sha256"]:
+        if loaded:
             staged = stage.stage_replay(conn, schema, source, path, loaded, month["month"], run_id)
         else:
             staged = stage.stage_file(conn, schema, source, path, month["month"], run_id)
-            assert_loadable(conn, month["as_of"])
+            ledger.assert_loadable(conn, month["as_of"])
         conn.commit()
     except DataError as error:
         conn.rollback()
         with conn.transaction():
-            _write_ledger(conn, {**entry, "status": "failed", "error": str(error)})
+            ledger.write(conn, {**entry, "status": "failed", "error": str(error)})
         raise
     return staged.as_dict()
-
-
-def load_month(conn: psycopg.Connection, month: dict, run_id: str) -> dict:
-    """Stage all six tables, users first, then publish them: a DAG run without its validation."""
-    for source in TABLES:
-        stage_table(conn, source.name, month, run_id)
-    return publish_month(conn, month, run_id)
-
-
-def _publish_table(conn: psycopg.Connection, schema: str, source, entry: dict, replay: bool, month: dict,
-                   run_id: str) -> dict:
-    """Apply one staged table (nothing for a replay) and write its ledger row; what `publish_month` returns for it."""
-    rows = entry["rows_in_file"]
-    result = (publish.Applied(source.name, rows, 0, 0, rows, "replay") if replay else
-              publish.apply_staged(conn, schema, source, entry["columns"], rows))
-    status = "replayed" if replay else "loaded"
-    _write_ledger(conn, {**_ledger_entry(month, run_id, source.name, entry["file_path"]),
-                         "started_at": entry["staged_at"], "file_sha256": entry["file_sha256"],
-                         "rows_in_file": rows, "inserted": result.inserted, "updated": result.updated,
-                         "unchanged": result.unchanged, "absent_columns": entry["absent_columns"], "status": status})
-    log.info("publish %s (%s): %d rows, %d inserted, %d updated, %d unchanged", source.name,
-             result.method, rows, result.inserted, result.updated, result.unchanged)
-    return {**result.as_dict(), "status": status, "absent_columns": list(entry["absent_columns"])}
-
-
-def publish_month(conn: psycopg.Connection, month: dict, run_id: str) -> dict:
-    """Publish: apply the run's six staged tables to the live tables and write their ledger rows,
-    in one transaction, then drop the staging area (in that same transaction).
-
-    A table staged from the very file its month was last loaded from is a replay: nothing is
-    applied and the ledger says `replayed`. That makes re-runs of older months (backfills, UI
-    re-triggers) safe: applying them would roll the live tables back. Anything else must pass
-    the order checks (`streamflow_assert_loadable`), or nothing is published.
-
-    A run whose staging is gone but whose six ledger rows are there was published already (the
-    task was killed after its commit): that is returned, nothing is done twice.
-
-    Raises:
-        OutOfOrderMonth: see `stage_table`; `failed` ledger rows, nothing published.
-        NotStaged: the run's staging area misses tables (its stage tasks must run again).
-    """
-    schema = staging.schema_for(run_id)
-    started = datetime.now(UTC)
-    try:
-        with conn.transaction():
-            conn.execute("SELECT set_config('work_mem', %s, true)", (stage.WORK_MEM,))
-            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (PUBLISH_LOCK,))
-            staged = staging.manifest(conn, schema)
-            if not staged:
-                done = _published_already(conn, run_id)
-                if done is not None:
-                    log.info("%s was published by an earlier attempt of this run: nothing to do", month["month"])
-                    return {**month, "tables": done}
-            missing = [t.name for t in TABLES if t.name not in staged]
-            if missing:
-                raise NotStaged(f"run {run_id}: nothing staged for {', '.join(missing)} in {schema} (were they "
-                                f"not, or {staging.LOST}?); clear the run's stage tasks (or the whole run) so "
-                                "they stage the month again")
-            replays = {t.name: (_last_loaded(conn, month["month"], t.name) or {}).get("file_sha256")
-                       == staged[t.name]["file_sha256"] for t in TABLES}
-            if not all(replays.values()):
-                assert_loadable(conn, month["as_of"])
-            with publish.keys_built_after_a_first_load(conn):
-                applied = {source.name: _publish_table(conn, schema, source, staged[source.name], replays[source.name],
-                                                       month, run_id)
-                           for source in TABLES}  # users first: the other five reference it
-            staging.drop(conn, schema)
-            metrics.prune_keysets(conn, month["as_of"])
-    except DataError as error:
-        conn.rollback()
-        with conn.transaction():
-            for source in TABLES:
-                _write_ledger(conn, {**_ledger_entry(month, run_id, source.name, ""), "started_at": started,
-                                     "status": "failed", "error": str(error)})
-        raise
-    log.info("published %s (as_of %s) in %.1f s", month["month"], month["as_of"],
-             (datetime.now(UTC) - started).total_seconds())
-    return {**month, "tables": applied}
-
-
-def _published_already(conn: psycopg.Connection, run_id: str) -> dict | None:
-    """The run's published tables from the ledger, when all six are there; None otherwise."""
-    rows = conn.execute(
-        "SELECT DISTINCT ON (table_name) table_name, rows_in_file, inserted, updated, unchanged, status"
-        " FROM ingestion_ledger WHERE run_id = %s ORDER BY table_name, id DESC", (run_id,)).fetchall()
-    done = {name: {"table": name, "rows": total, "inserted": inserted, "updated": updated, "unchanged": unchanged,
-                   "method": "replay" if status == "replayed" else "published", "status": status}
-            for name, total, inserted, updated, unchanged, status in rows if status in ("loaded", "replayed")}
-    return done if len(done) == len(TABLES) else None
-
-
-def _last_loaded(conn: psycopg.Connection, month: str, table_name: str) -> dict | None:
-    """The ledger row of the file `month`'s table was last loaded from (sha256, rows, absent columns)."""
-    from psycopg.rows import dict_row
-
-    with conn.cursor(row_factory=dict_row) as cursor:
-        return cursor.execute(
-            "SELECT file_sha256, rows_in_file, absent_columns FROM ingestion_ledger"
-            " WHERE month = %s AND table_name = %s AND status = 'loaded' ORDER BY id DESC LIMIT 1",
-            (month, table_name)).fetchone()
-
-
-def _ledger_entry(month: dict, run_id: str, table_name: str, path) -> dict:
-    return {"run_id": run_id, "month": month["month"], "as_of": month["as_of"], "table_name": table_name,
-            "file_path": str(path), "started_at": datetime.now(UTC), "snapshot_policy": month.get("snapshot_policy"),
-            "accepted_checks": month.get("accept") or []}
-
-
-def assert_loadable(conn: psycopg.Connection, as_of: str) -> None:
-    """Refuse a month that would break the order months apply in (`streamflow_assert_loadable`)."""
-    import psycopg
-
-    try:
-        with conn.transaction():
-            conn.execute("SELECT streamflow_assert_loadable(%s::date, %s)",
-                         (as_of, [t.snapshot_table for t in SNAPSHOTTED]))
-    except psycopg.errors.RaiseException as error:
-        raise OutOfOrderMonth(f"{error.diag.message_primary}; {error.diag.message_hint}") from None
-
-
-LEDGER_COLUMNS = ("run_id", "month", "as_of", "table_name", "file_path", "file_sha256", "rows_in_file", "inserted",
-                  "updated", "unchanged", "absent_columns", "status", "error", "started_at", "snapshot_policy",
-                  "accepted_checks")
-
-
-def _write_ledger(conn: psycopg.Connection, entry: dict) -> None:
-    from psycopg import sql
-
-    values = {column: entry.get(column) for column in LEDGER_COLUMNS}
-    values["absent_columns"] = values["absent_columns"] or []
-    values["accepted_checks"] = values["accepted_checks"] or []
-    conn.execute(sql.SQL("INSERT INTO ingestion_ledger ({}) VALUES ({})").format(
-        sql.SQL(", ").join(map(sql.Identifier, LEDGER_COLUMNS)),
-        sql.SQL(", ").join(sql.Placeholder(column) for column in LEDGER_COLUMNS)), values)
-    log.info("ledger: %s", {k: v for k, v in values.items() if k not in ("started_at",)})
 
 
 def validate_table(conn: psycopg.Connection, sqlalchemy_url: str, table_name: str, month: dict, run_id: str,
@@ -303,6 +172,77 @@ def audit_figures(conn: psycopg.Connection, table_name: str, month: dict, run_id
         earlier = metrics.history(conn, table_name, month["as_of"])
         metrics.record(conn, run, figures)
     return history.evaluate(source, figures, earlier, tuple(month.get("accept") or ()))
+
+
+def publish_month(conn: psycopg.Connection, month: dict, run_id: str) -> dict:
+    """Publish: apply the run's six staged tables to the live tables and write their ledger rows,
+    in one transaction, then drop the staging area (in that same transaction).
+
+    A table staged from the very file its month was last loaded from is a replay: nothing is
+    applied and the ledger says `replayed`. That makes re-runs of older months (backfills, UI
+    re-triggers) safe: applying them would roll the live tables back. Anything else must pass
+    the order checks (`streamflow_assert_loadable`), or nothing is published.
+
+    A run whose staging is gone but whose six ledger rows are there was published already (the
+    task was killed after its commit): that is returned, nothing is done twice.
+
+    Raises:
+        OutOfOrderMonth: see `stage_table`; `failed` ledger rows, nothing published.
+        NotStaged: the run's staging area misses tables (its stage tasks must run again).
+    """
+    schema = staging.schema_for(run_id)
+    started = datetime.now(UTC)
+    try:
+        with conn.transaction():
+            conn.execute("SELECT set_config('work_mem', %s, true)", (stage.WORK_MEM,))
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (PUBLISH_LOCK,))
+            staged = staging.manifest(conn, schema)
+            if not staged:
+                done = ledger.published_already(conn, run_id)
+                if done is not None:
+                    log.info("%s was published by an earlier attempt of this run: nothing to do", month["month"])
+                    return {**month, "tables": done}
+            missing = [t.name for t in TABLES if t.name not in staged]
+            if missing:
+                raise NotStaged(f"run {run_id}: nothing staged for {', '.join(missing)} in {schema} (were they "
+                                f"not, or {staging.LOST}?); clear the run's stage tasks (or the whole run) so "
+                                "they stage the month again")
+            replays = {t.name: ledger.replay_of(conn, month["month"], t.name, staged[t.name]["file_sha256"]) is not None
+                       for t in TABLES}
+            if not all(replays.values()):
+                ledger.assert_loadable(conn, month["as_of"])
+            with publish.keys_built_after_a_first_load(conn):
+                applied = {source.name: _publish_table(conn, schema, source, staged[source.name], replays[source.name],
+                                                       month, run_id)
+                           for source in TABLES}  # users first: the other five reference it
+            staging.drop(conn, schema)
+            metrics.prune_keysets(conn, month["as_of"])
+    except DataError as error:
+        conn.rollback()
+        with conn.transaction():
+            for source in TABLES:
+                ledger.write(conn, {**ledger.entry(month, run_id, source.name, ""), "started_at": started,
+                                     "status": "failed", "error": str(error)})
+        raise
+    log.info("published %s (as_of %s) in %.1f s", month["month"], month["as_of"],
+             (datetime.now(UTC) - started).total_seconds())
+    return {**month, "tables": applied}
+
+
+def _publish_table(conn: psycopg.Connection, schema: str, source, entry: dict, replay: bool, month: dict,
+                   run_id: str) -> dict:
+    """Apply one staged table (nothing for a replay) and write its ledger row; what `publish_month` returns for it."""
+    rows = entry["rows_in_file"]
+    result = (publish.Applied(source.name, rows, 0, 0, rows, "replay") if replay else
+              publish.apply_staged(conn, schema, source, entry["columns"], rows))
+    status = "replayed" if replay else "loaded"
+    ledger.write(conn, {**ledger.entry(month, run_id, source.name, entry["file_path"]),
+                         "started_at": entry["staged_at"], "file_sha256": entry["file_sha256"],
+                         "rows_in_file": rows, "inserted": result.inserted, "updated": result.updated,
+                         "unchanged": result.unchanged, "absent_columns": entry["absent_columns"], "status": status})
+    log.info("publish %s (%s): %d rows, %d inserted, %d updated, %d unchanged", source.name,
+             result.method, rows, result.inserted, result.updated, result.unchanged)
+    return {**result.as_dict(), "status": status, "absent_columns": list(entry["absent_columns"])}
 
 
 def stamp_snapshot(conn: psycopg.Connection, table_name: str, month: dict, run_id: str) -> dict:

@@ -21,6 +21,7 @@ from psycopg import sql
 from streamflow import pipeline, training
 from streamflow.registry import SNAPSHOTTED
 from streamflow_dev import feast
+from streamflow_dev.run_month import run_month
 from tests.conftest import ROOT, connect, drop_database, fresh_warehouse
 
 ROWS = 7043
@@ -47,10 +48,7 @@ def both_months(pg_server):
         with connect(settings) as conn:  # closed before the copies: CREATE DATABASE ... TEMPLATE wants no session
             for month_name in ("month_000", "month_001"):
                 month = pipeline.month_of(month_name)
-                pipeline.load_month(conn, month, f"test__{month_name}")
-                for source in SNAPSHOTTED:
-                    pipeline.stamp_snapshot(conn, source.name, month, f"test__{month_name}")
-                conn.commit()
+                run_month(conn, month, f"test__{month_name}", stamp=True)
                 training.build(conn, month["as_of"], f"test__{month_name}")
         yield settings
 

@@ -12,6 +12,7 @@ import pytest
 
 from streamflow import pipeline, snapshots, staging
 from streamflow.registry import TABLES
+from streamflow_dev.run_month import run_month
 
 ROWS = 7043
 
@@ -41,7 +42,7 @@ def key_oids(conn) -> set[int]:
 def test_a_first_load_ends_with_exactly_the_keys_it_began_with(conn):
     before, before_oids = catalogue(conn), key_oids(conn)
 
-    published = pipeline.load_month(conn, pipeline.month_of("month_000"), "test__first")
+    published = run_month(conn, pipeline.month_of("month_000"), "test__first")
 
     assert {(r["method"], r["inserted"]) for r in published["tables"].values()} == {("bulk", ROWS)}
     assert catalogue(conn) == before
@@ -50,7 +51,7 @@ def test_a_first_load_ends_with_exactly_the_keys_it_began_with(conn):
         conn.execute("INSERT INTO labels (user_id, churn_label) VALUES ('no-such-user', true)")  # enforced again
     conn.rollback()
     snapshots.stamp(conn, "2024-01-31")
-    nextmonth = pipeline.load_month(conn, pipeline.month_of("month_001"), "test__next")
+    nextmonth = run_month(conn, pipeline.month_of("month_001"), "test__next")
     assert {r["method"] for r in nextmonth["tables"].values()} == {"merge"}
 
 
@@ -83,7 +84,7 @@ def test_keys_of_another_shape_are_left_in_place(conn):
     conn.commit()
     before_oids = key_oids(conn)
 
-    published = pipeline.load_month(conn, pipeline.month_of("month_000"), "test__shaped")
+    published = run_month(conn, pipeline.month_of("month_000"), "test__shaped")
 
     assert {r["inserted"] for r in published["tables"].values()} == {ROWS}
     assert key_oids(conn) == before_oids

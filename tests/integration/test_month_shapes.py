@@ -13,6 +13,7 @@ import pytest
 from streamflow import pipeline, snapshots
 from streamflow.errors import OutOfOrderMonth
 from streamflow.registry import SNAPSHOTTED, TABLES
+from streamflow_dev.run_month import run_month
 from tests.helpers import live_hashes, rewrite, table_hash
 
 ROWS = 7043
@@ -22,7 +23,7 @@ ADD_ONS = ("add_on_security", "add_on_backup", "add_on_device_protect", "add_on_
 def apply_month(conn, month: str) -> dict:
     """What one DAG run does, without Airflow: load the six tables in order, then stamp."""
     run = pipeline.month_of(month)
-    loaded = pipeline.load_month(conn, run, f"test__{month}")["tables"]
+    loaded = run_month(conn, run, f"test__{month}")["tables"]
     snapshots.stamp(conn, run["as_of"])
     conn.commit()
     if {r["status"] for r in loaded.values()} == {"loaded"}:
@@ -192,7 +193,7 @@ def test_a_month_after_an_unstamped_month_is_refused(conn, months):
     apply_month(conn, "month_000")
     february = pipeline.month_of("month_001")
     # February published, but its run stopped before stamping (say, a snapshot task failed).
-    pipeline.load_month(conn, february, "test__february")
+    run_month(conn, february, "test__february")
     before = all_hashes(conn)
 
     with pytest.raises(OutOfOrderMonth, match=(
@@ -204,7 +205,7 @@ def test_a_month_after_an_unstamped_month_is_refused(conn, months):
     assert all_hashes(conn) == before
     snapshots.stamp(conn, february["as_of"])  # February's run finishing: now March may come
     conn.commit()
-    assert pipeline.load_month(conn, pipeline.month_of("month_002"), "test__march")["tables"]["users"]["status"] == (
+    assert run_month(conn, pipeline.month_of("month_002"), "test__march")["tables"]["users"]["status"] == (
         "loaded")
 
 
@@ -266,7 +267,7 @@ def test_corrected_files_for_the_latest_month(conn, months, policy):
 
     rewrite(months / "month_001" / "labels.csv", flip)
     run = pipeline.month_of("month_001", policy)
-    loaded = pipeline.load_month(conn, run, "test__corrected")["tables"]["labels"]
+    loaded = run_month(conn, run, "test__corrected")["tables"]["labels"]
     stamped = snapshots.stamp(conn, run["as_of"], restamp=policy == "restamp")
     conn.commit()
 
@@ -318,7 +319,7 @@ def test_two_stamps_of_one_table_at_once_both_succeed(conn, months, warehouse):
     from tests.conftest import connect
 
     run = pipeline.month_of("month_000")
-    pipeline.load_month(conn, run, "test__month_000")
+    run_month(conn, run, "test__month_000")
     labels = next(t for t in SNAPSHOTTED if t.name == "labels")
     first, *rest = snapshots.render_stamp_sql(labels)
     params = {"as_of": run["as_of"], "restamp": True}

@@ -21,6 +21,7 @@ from streamflow import history, metrics, pipeline, snapshots, staging, validatio
 from streamflow.errors import ContractViolation
 from streamflow.registry import KEY, SNAPSHOTTED, TABLES, USERS
 from streamflow.validation import ValidationFailed
+from streamflow_dev.run_month import run_month
 from tests.conftest import ROOT, connect, fresh_warehouse
 from tests.helpers import live_hashes, rewrite, table_hash
 
@@ -47,12 +48,8 @@ def stage_and_validate(conn, url, month: dict, run_id: str, tables=TABLES) -> di
 
 def publish_validated(conn, url, month_name: str, run_id: str, accept=None) -> dict:
     """One month as the DAG runs it: stage, validate every table, publish, stamp."""
-    month = pipeline.month_of(month_name, accept=accept)
-    validated = stage_and_validate(conn, url, month, run_id)
-    pipeline.publish_month(conn, month, run_id)
-    for t in SNAPSHOTTED:
-        pipeline.stamp_snapshot(conn, t.name, month, run_id)
-    return validated
+    validated = run_month(conn, pipeline.month_of(month_name, accept=accept), run_id, sqlalchemy_url=url, stamp=True)
+    return {name: result["outcomes"] for name, result in validated["validated"].items()}
 
 
 def everything(conn) -> dict[str, str]:

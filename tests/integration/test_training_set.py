@@ -13,6 +13,7 @@ import pytest
 from streamflow import pipeline, training
 from streamflow.registry import SNAPSHOTTED
 from streamflow.training import TrainingSetRefused
+from streamflow_dev.run_month import run_month
 
 ROWS = 7043
 CHURNERS = {"2024-01-31": 1869, "2024-02-29": 1701}
@@ -20,7 +21,7 @@ CHURNERS = {"2024-01-31": 1869, "2024-02-29": 1701}
 
 def load(conn, month: str) -> dict:
     run = pipeline.month_of(month)
-    pipeline.load_month(conn, run, f"test__{month}")
+    run_month(conn, run, f"test__{month}")
     return run
 
 

@@ -9,6 +9,7 @@ import pytest
 from streamflow import stage
 from streamflow.errors import ContractViolation
 from streamflow.registry import TABLES, table
+from streamflow_dev.run_month import run_month
 from tests.helpers import apply_file, live_hashes, load_month
 
 ROWS = 7043
@@ -94,7 +95,7 @@ def month_000_loaded(conn, seeds, tmp_path, monkeypatch):
         shutil.copytree(seeds / month, tmp_path / "seeds" / month)
     monkeypatch.setenv("STREAMFLOW_SEEDS_DIR", str(tmp_path / "seeds"))
     run = pipeline.month_of("month_000")
-    pipeline.load_month(conn, run, "test__month_000")
+    run_month(conn, run, "test__month_000")
     snapshots.stamp(conn, run["as_of"])
     conn.commit()
     return tmp_path / "seeds"

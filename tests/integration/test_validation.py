@@ -17,6 +17,7 @@ import pytest
 from streamflow import validation
 from streamflow.registry import KEY, TABLES, TABLES_BY_NAME, USERS
 from streamflow.validation import ValidationFailed
+from streamflow_dev.run_month import run_month
 from tests.helpers import load_month
 
 BETWEEN = "expect_column_values_to_be_between"
@@ -286,7 +287,7 @@ def january_published(conn, seeds, tmp_path, monkeypatch):
     for month in ("month_000", "month_001"):
         shutil.copytree(seeds / month, tmp_path / month)
     monkeypatch.setenv("STREAMFLOW_SEEDS_DIR", str(tmp_path))
-    pipeline.load_month(conn, pipeline.month_of("month_000"), "test__january")
+    run_month(conn, pipeline.month_of("month_000"), "test__january")
     snapshots.stamp(conn, "2024-01-31")
     conn.commit()
     return tmp_path

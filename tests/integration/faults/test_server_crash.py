@@ -17,6 +17,7 @@ from streamflow.errors import NotStaged
 from streamflow.registry import TABLES, USERS
 from streamflow.schema import apply_schema
 from streamflow_dev import pgserver
+from streamflow_dev.run_month import run_month
 from tests.conftest import connect, embedded_server
 
 RUN = "test__crash"
@@ -45,7 +46,7 @@ def test_a_crash_empties_the_staging_the_next_tasks_say_so_and_change_nothing_a_
             assert {t.name: conn.execute(f"SELECT count(*) FROM {t.name}").fetchone()[0] for t in TABLES} == {
                 t.name: 0 for t in TABLES}
 
-            published = pipeline.load_month(conn, month, RUN)  # the re-run: every stage task, then the publish
+            published = run_month(conn, month, RUN)  # the re-run: every stage task, then the publish
 
             assert {entry["status"] for entry in published["tables"].values()} == {"loaded"}
             assert {t.name: conn.execute(f"SELECT count(*) FROM {t.name}").fetchone()[0] for t in TABLES} == {

@@ -1,0 +1,58 @@
+"""One month in process, as `ingest_month`'s tasks run it, without Airflow: the one driver the
+integration tests and `make bench` run months through (the shipped package has only the steps).
+
+`run_month` calls the steps of `streamflow.pipeline` in the DAG's order: stage the six tables
+(users first), validate each staged table (when given a SQLAlchemy URL; without one, a month
+stages and publishes unaudited, as the loader tests want), publish, stamp the five snapshots
+(when asked to). A step that raises stops the month there, as a failed task stops its run.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import psycopg
+
+
+def run_month(conn: psycopg.Connection, month: dict, run_id: str, *, sqlalchemy_url: str | None = None,
+              stamp: bool = False, seconds: dict | None = None) -> dict:
+    """Run one month through the pipeline's steps, in process.
+
+    Args:
+        conn: a warehouse connection not inside a transaction.
+        month: what `pipeline.prepare_month` gives (`pipeline.month_of(name)` for a month named outright).
+        run_id: the run's id: its staging schema and its ledger rows.
+        sqlalchemy_url: the warehouse for Great Expectations; None skips the validation step.
+        stamp: also stamp the five snapshots at the month's as_of (and commit).
+        seconds: filled with each step's wall seconds: `stage` (by table), `validate`, `publish`, `stamp`.
+
+    Returns:
+        What `publish_month` returns (`tables`: each table's outcome), with `validated` (each
+        validate step's result, by table) and `snapshots` (each snapshot step's asset extra, by
+        table) for the steps that ran.
+    """
+    from streamflow import pipeline
+    from streamflow.registry import SNAPSHOTTED, TABLES
+
+    seconds = {} if seconds is None else seconds
+    seconds["stage"] = {}
+    for source in TABLES:
+        started = time.perf_counter()
+        pipeline.stage_table(conn, source.name, month, run_id)
+        seconds["stage"][source.name] = time.perf_counter() - started
+    started = time.perf_counter()
+    validated = {source.name: pipeline.validate_table(conn, sqlalchemy_url, source.name, month, run_id)
+                 for source in TABLES} if sqlalchemy_url else {}
+    seconds["validate"] = time.perf_counter() - started
+    started = time.perf_counter()
+    published = pipeline.publish_month(conn, month, run_id)
+    seconds["publish"] = time.perf_counter() - started
+    started = time.perf_counter()
+    snapshots = {source.name: pipeline.stamp_snapshot(conn, source.name, month, run_id)
+                 for source in SNAPSHOTTED} if stamp else {}
+    if stamp:
+        conn.commit()
+    seconds["stamp"] = time.perf_counter() - started
+    return {**published, "validated": validated, "snapshots": snapshots}
