@@ -108,14 +108,14 @@ def phase_upsert(args: dict) -> dict:
     Validation is its own phase."""
     import psycopg
 
-    from streamflow.pipeline import month_of
+    from streamflow.run import RunMonth
     from streamflow_dev.run_month import run_month
 
     folder, seconds = Path(args["folder"]), {}
     os.environ["STREAMFLOW_SEEDS_DIR"] = str(folder.parent)
-    month, run_id = month_of(folder.name), f"bench__{folder.name}__{uuid.uuid4().hex[:8]}"
+    month = RunMonth.named(folder.name, f"bench__{folder.name}__{uuid.uuid4().hex[:8]}")
     with psycopg.connect(args["conninfo"], autocommit=True) as conn:
-        published = run_month(conn, month, run_id, seconds=seconds)["tables"]
+        published = run_month(conn, month, seconds=seconds)["tables"]
     per_table = {name: {"s": s} for name, s in seconds["stage"].items()}
     stage_s = sum(seconds["stage"].values())
     total = stage_s + seconds["publish"]
@@ -289,11 +289,11 @@ def timed_month(conn, sqlalchemy_url: str, folder: Path, run_id: str) -> dict[st
     `streamflow_dev.run_month` (the tests' driver too): stage the six tables, validate the staged
     month, publish it, stamp the five snapshots. `load` is stage + publish.
     """
-    from streamflow import pipeline
+    from streamflow.run import RunMonth
     from streamflow_dev.run_month import run_month
 
     seconds = {}
-    run_month(conn, pipeline.month_of(folder.name), run_id, sqlalchemy_url=sqlalchemy_url, stamp=True, seconds=seconds)
+    run_month(conn, RunMonth.named(folder.name, run_id), sqlalchemy_url=sqlalchemy_url, stamp=True, seconds=seconds)
     steps = {"validate": seconds["validate"], "load": sum(seconds["stage"].values()) + seconds["publish"],
              "stamp": seconds["stamp"]}
     steps["total"] = steps["load"] + steps["validate"] + steps["stamp"]

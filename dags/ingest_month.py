@@ -50,6 +50,7 @@ from streamflow.airflow_glue import (
 )
 from streamflow.history import CHECK_ID_PATTERN
 from streamflow.registry import DEPENDENT_TABLES, SNAPSHOTTED, TABLES, USERS
+from streamflow.run import RunMonth
 from streamflow.snapshots import SNAPSHOT_POLICIES
 
 
@@ -99,12 +100,12 @@ def ingest_month():
     # besides the whole dict (an API call per key, read by nobody).
     @task(retries=0, multiple_outputs=False)
     @fail_fast
-    def resolve_month(params=None, data_interval_end=None) -> dict:
+    def resolve_month(params=None, data_interval_end=None, run_id=None) -> dict:
         """#### Which month, which as_of; all six files there, each the one its marker describes?"""
         from streamflow.pipeline import prepare_month
 
-        return prepare_month(params.get("month"), data_interval_end, params.get("snapshot_policy"),
-                             params.get("accept"), require_marker=params.get("require_marker", True))
+        return prepare_month(params.get("month"), data_interval_end, run_id, params.get("snapshot_policy"),
+                             params.get("accept"), require_marker=params.get("require_marker", True)).to_xcom()
 
     @task
     def ensure_schema() -> list[str]:
@@ -119,38 +120,38 @@ def ingest_month():
 
     @task(multiple_outputs=False)
     @fail_fast
-    def stage(table_name: str, month: dict, run_id=None) -> dict:
+    def stage(table_name: str, month: dict) -> dict:
         """#### Write: stream one CSV into the run's staging schema through the contract gate."""
         from streamflow.pipeline import stage_table
 
         with warehouse_connection() as conn:
-            return stage_table(conn, table_name, month, run_id)
+            return stage_table(conn, table_name, RunMonth.from_xcom(month))
 
     @task(multiple_outputs=False)
     @fail_fast
-    def validate(table_name: str, month: dict, run_id=None) -> dict:
+    def validate(table_name: str, month: dict) -> dict:
         """#### Audit: Great Expectations suite of one staged table, every row, inside PostgreSQL."""
         from streamflow.pipeline import validate_table
 
         with warehouse_connection() as conn:
-            return validate_table(conn, warehouse_sqlalchemy_url(), table_name, month, run_id)
+            return validate_table(conn, warehouse_sqlalchemy_url(), table_name, RunMonth.from_xcom(month))
 
     @task(multiple_outputs=False)
     @fail_fast
-    def publish(month: dict, run_id=None) -> dict:
+    def publish(month: dict) -> dict:
         """#### Publish: the six staged tables into the live tables and the ledger, one transaction."""
         from streamflow.pipeline import publish_month
 
         with warehouse_connection() as conn:
-            return publish_month(conn, month, run_id)
+            return publish_month(conn, RunMonth.from_xcom(month))
 
     @task(multiple_outputs=False)
-    def snapshot(table_name: str, month: dict, run_id=None, outlet_events=None) -> dict:
+    def snapshot(table_name: str, month: dict, outlet_events=None) -> dict:
         """#### Freeze one live table at as_of (sql/stamp_snapshot.sql); its asset event says what was stamped."""
         from streamflow.pipeline import stamp_snapshot
 
         with warehouse_connection() as conn:
-            return announce(outlet_events, table_name, stamp_snapshot(conn, table_name, month, run_id))
+            return announce(outlet_events, table_name, stamp_snapshot(conn, table_name, RunMonth.from_xcom(month)))
 
     @task_group(group_id="validate")
     def validate_all(month: dict):

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
     import psycopg
 
+    from streamflow.run import RunMonth
+
 log = logging.getLogger(__name__)
 
 COLUMNS = ("run_id", "month", "as_of", "table_name", "file_path", "file_sha256", "rows_in_file", "inserted",
@@ -28,11 +30,11 @@ COLUMNS = ("run_id", "month", "as_of", "table_name", "file_path", "file_sha256",
            "accepted_checks")
 
 
-def entry(month: dict, run_id: str, table_name: str, path) -> dict:
+def entry(run: RunMonth, table_name: str, path) -> dict:
     """The columns every ledger row of the run's table starts from (a step adds the outcome)."""
-    return {"run_id": run_id, "month": month["month"], "as_of": month["as_of"], "table_name": table_name,
-            "file_path": str(path), "started_at": datetime.now(UTC), "snapshot_policy": month.get("snapshot_policy"),
-            "accepted_checks": month.get("accept") or []}
+    return {"run_id": run.run_id, "month": run.month, "as_of": run.as_of, "table_name": table_name,
+            "file_path": str(path), "started_at": datetime.now(UTC), "snapshot_policy": run.snapshot_policy,
+            "accepted_checks": list(run.accept)}
 
 
 def write(conn: psycopg.Connection, row: dict) -> None:

@@ -15,15 +15,17 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import psycopg
 
+    from streamflow.run import RunMonth
 
-def run_month(conn: psycopg.Connection, month: dict, run_id: str, *, sqlalchemy_url: str | None = None,
-              stamp: bool = False, seconds: dict | None = None) -> dict:
+
+def run_month(conn: psycopg.Connection, month: RunMonth, *, sqlalchemy_url: str | None = None, stamp: bool = False,
+              seconds: dict | None = None) -> dict:
     """Run one month through the pipeline's steps, in process.
 
     Args:
         conn: a warehouse connection not inside a transaction.
-        month: what `pipeline.prepare_month` gives (`pipeline.month_of(name)` for a month named outright).
-        run_id: the run's id: its staging schema and its ledger rows.
+        month: the run's month, as `pipeline.prepare_month` gives it (`RunMonth.named(name, run_id)` for a
+            month named outright): its run id names its staging schema and its ledger rows.
         sqlalchemy_url: the warehouse for Great Expectations; None skips the validation step.
         stamp: also stamp the five snapshots at the month's as_of (and commit).
         seconds: filled with each step's wall seconds: `stage` (by table), `validate`, `publish`, `stamp`.
@@ -40,17 +42,17 @@ def run_month(conn: psycopg.Connection, month: dict, run_id: str, *, sqlalchemy_
     seconds["stage"] = {}
     for source in TABLES:
         started = time.perf_counter()
-        pipeline.stage_table(conn, source.name, month, run_id)
+        pipeline.stage_table(conn, source.name, month)
         seconds["stage"][source.name] = time.perf_counter() - started
     started = time.perf_counter()
-    validated = {source.name: pipeline.validate_table(conn, sqlalchemy_url, source.name, month, run_id)
+    validated = {source.name: pipeline.validate_table(conn, sqlalchemy_url, source.name, month)
                  for source in TABLES} if sqlalchemy_url else {}
     seconds["validate"] = time.perf_counter() - started
     started = time.perf_counter()
-    published = pipeline.publish_month(conn, month, run_id)
+    published = pipeline.publish_month(conn, month)
     seconds["publish"] = time.perf_counter() - started
     started = time.perf_counter()
-    snapshots = {source.name: pipeline.stamp_snapshot(conn, source.name, month, run_id)
+    snapshots = {source.name: pipeline.stamp_snapshot(conn, source.name, month)
                  for source in SNAPSHOTTED} if stamp else {}
     if stamp:
         conn.commit()
