@@ -19,6 +19,7 @@ from streamflow import (
     completeness,
     header,
     history,
+    ids,
     ledger,
     metrics,
     months,
@@ -85,6 +86,16 @@ def prepare_month(month_param: str | None, data_interval_end: datetime | date | 
     return run
 
 
+def ensure_schema(conn: psycopg.Connection) -> list[str]:
+    """Create the live, snapshot and bookkeeping tables if missing (sql/NNN_*.sql, idempotent), and drop
+    the staging areas of runs that failed long ago (`staging.drop_stale`); return the files applied."""
+    from streamflow.schema import apply_schema
+
+    applied = apply_schema(conn)
+    staging.drop_stale(conn)
+    return applied
+
+
 def stage_table(conn: psycopg.Connection, table_name: str, run: RunMonth) -> dict:
     """Write: stage one table's file for the run (the live tables are not touched).
 
@@ -117,7 +128,7 @@ def stage_table(conn: psycopg.Connection, table_name: str, run: RunMonth) -> dic
 
 
 def validate_table(conn: psycopg.Connection, sqlalchemy_url: str, table_name: str, run: RunMonth,
-                   dag_id: str = "ingest_month") -> dict:
+                   dag_id: str = ids.DAG_ID) -> dict:
     """Audit: run one table's suite on the run's staged month, then its checks against history
     (`audit_figures`); keep and log the outcome, fail on any failure of severity `fail` that the
     run does not accept (and then nothing is published). Warnings are kept and logged only.
@@ -139,7 +150,7 @@ def validate_table(conn: psycopg.Connection, sqlalchemy_url: str, table_name: st
     outcomes = validation.run_suite(sqlalchemy_url, table(table_name), schema, run.as_of)
     outcomes += audit_figures(conn, table_name, run)
     validation.record_outcomes(conn, run.to_xcom(), outcomes)
-    task_id = f"{validation_view.VALIDATE_TASK_PREFIX}{table_name}"
+    task_id = f"{ids.VALIDATE_TASK_PREFIX}{table_name}"
     view = settings.ui_url() + validation_view.view_path(dag_id, run.run_id, task_id)
     log.info("%s\nValidation view: %s", validation.summarise(outcomes), view)
     validation.raise_if_failed(outcomes)

@@ -41,6 +41,14 @@ def test_retries(ingest_month):
     assert ingest_month.get_task("wait_for_month").retries == 0  # a retried timeout would only wait again
 
 
+def test_every_task_that_can_raise_a_data_error_fails_fast(ingest_month):
+    """Bad input fails the task at once (fail_fast), snapshots included: only the sensor (it fails on its own
+    terms) and the idempotent DDL raise nothing of the kind."""
+    failing_fast = {t.task_id for t in ingest_month.tasks
+                    if getattr(getattr(t, "python_callable", None), "fails_fast", False)}
+    assert {t.task_id for t in ingest_month.tasks} - failing_fast == {"wait_for_month", "ensure_schema"}
+
+
 @pytest.mark.parametrize("dag_id", DAG_IDS)
 def test_tasks_push_one_xcom_not_one_per_key(dag_bag, dag_id):
     # A `-> dict` task defaults to multiple_outputs: an Execution API call per key of its result.
