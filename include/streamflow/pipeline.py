@@ -1,12 +1,13 @@
 """The steps of `ingest_month` as plain functions, in the DAG's order: what each Airflow task calls.
 
-Write, audit, publish: `prepare_month` resolves the run's month and checks its files; the stage
-tasks write them into the run's staging schema (`stage_table`); the validation group checks the
-staged month (`validate_table`: the row rules, then `audit_figures`, the month's figures against
-the months published before it); only then does `publish_month` apply all six tables to the
-live tables in one transaction; `stamp_snapshot` freezes them at as_of. Each step takes what it
-needs (a connection, a URL, the month) and returns a small JSON-able dict. What the ledger
-records and decides (a replay, the order months apply in) is `streamflow.ledger`'s.
+Write, audit, publish: `prepare_month` resolves the run's month and checks its files;
+`ensure_schema` applies the DDL; the stage tasks write the files into the run's staging schema
+(`stage_table`); the validation group checks the staged month (`validate_table`: the row rules,
+then `audit_figures`, the month's figures against the months published before it); only then
+does `publish_month` apply all six tables to the live tables in one transaction;
+`stamp_snapshot` freezes them at as_of. Each step takes what it needs (a connection, a URL, the
+run's `RunMonth`) and returns a small JSON-able dict. What the ledger records and decides (a
+replay, the order months apply in) is `streamflow.ledger`'s.
 """
 
 from __future__ import annotations
