@@ -5,8 +5,8 @@ One process tree, one PostgreSQL, the same generated files (`streamflow_dev.gene
 `--phase`), so its wall time and its peak RSS (`os.wait4` rusage of that child) are its own:
 
 * the keyed raw-COPY floor: `COPY table FROM STDIN` of month_000 into the empty keyed tables;
-* the project's load (`streamflow.pipeline.stage_table` of all six tables into the run's staging
-  schema, then `publish_month`, what the DAG's write and publish tasks run): first load (empty
+* the project's load (`streamflow_dev.run_month`: `streamflow.pipeline.stage_table` of all six tables
+  into the run's staging schema, then `publish_month`, what the DAG's write and publish tasks run): first load (empty
   tables), next month over it, the same month again (nothing changed);
 * the course's way (implemented here only, as the baseline): `pandas.read_csv`,
   `DataFrame.to_sql` into a `tmp_<table>` table, `INSERT ... SELECT ... ON CONFLICT DO UPDATE`;
@@ -102,29 +102,26 @@ def phase_copy_floor(args: dict) -> dict:
 
 
 def phase_upsert(args: dict) -> dict:
-    """What the DAG's write and publish tasks run: `streamflow.pipeline.stage_table` for the six
-    tables (users first, each into the run's staging schema), then `publish_month` (the six
-    staged tables into the live tables, one transaction). Validation is its own phase."""
+    """What the DAG's write and publish tasks run (`run_month` without validation nor snapshots):
+    `streamflow.pipeline.stage_table` for the six tables (users first, each into the run's staging
+    schema), then `publish_month` (the six staged tables into the live tables, one transaction).
+    Validation is its own phase."""
     import psycopg
 
-    from streamflow.pipeline import month_of, publish_month, stage_table
-    from streamflow.registry import TABLES
+    from streamflow.run import RunMonth
+    from streamflow_dev.run_month import run_month
 
-    folder, per_table = Path(args["folder"]), {}
+    folder, seconds = Path(args["folder"]), {}
     os.environ["STREAMFLOW_SEEDS_DIR"] = str(folder.parent)
-    month, run_id = month_of(folder.name), f"bench__{folder.name}__{uuid.uuid4().hex[:8]}"
+    month = RunMonth.named(folder.name, f"bench__{folder.name}__{uuid.uuid4().hex[:8]}")
     with psycopg.connect(args["conninfo"], autocommit=True) as conn:
-        started = time.perf_counter()
-        for table in TABLES:
-            t0 = time.perf_counter()
-            stage_table(conn, table.name, month, run_id)
-            per_table[table.name] = {"s": time.perf_counter() - t0}
-        stage_s = time.perf_counter() - started
-        published = publish_month(conn, month, run_id)["tables"]
-        total = time.perf_counter() - started
+        published = run_month(conn, month, seconds=seconds)["tables"]
+    per_table = {name: {"s": s} for name, s in seconds["stage"].items()}
+    stage_s = sum(seconds["stage"].values())
+    total = stage_s + seconds["publish"]
     for name, applied in published.items():
         per_table[name].update({k: applied[k] for k in ("rows", "inserted", "updated", "unchanged")})
-    return {"s": total, "stage_s": stage_s, "publish_s": total - stage_s,
+    return {"s": total, "stage_s": stage_s, "publish_s": seconds["publish"],
             "rows": sum(t["rows"] for t in per_table.values()), "tables": per_table,
             "inserted": sum(t["inserted"] for t in per_table.values()),
             "updated": sum(t["updated"] for t in per_table.values()),
@@ -286,34 +283,19 @@ def phase_parse(args: dict) -> dict:
             "heavy_modules_imported": heavy, "errors": {k: str(v)[-500:] for k, v in bag.import_errors.items()}}
 
 
-def run_month(conn, sqlalchemy_url: str, folder: Path, run_id: str) -> dict[str, float]:
+def timed_month(conn, sqlalchemy_url: str, folder: Path, run_id: str) -> dict[str, float]:
     """One month as the DAG's tasks run it, one step after another, each step timed (seconds).
 
-    The one place the history phase drives a month through: stage the six tables
-    (`pipeline.stage_table`), validate the staged month (`pipeline.validate_table`), publish it
-    (`pipeline.publish_month`), stamp the five snapshots (`pipeline.stamp_snapshot`). `load` is
-    stage + publish.
+    `streamflow_dev.run_month` (the tests' driver too): stage the six tables, validate the staged
+    month, publish it, stamp the five snapshots. `load` is stage + publish.
     """
-    from streamflow import pipeline
-    from streamflow.registry import SNAPSHOTTED, TABLES
+    from streamflow.run import RunMonth
+    from streamflow_dev.run_month import run_month
 
-    month = pipeline.month_of(folder.name)
-    steps = {}
-    t0 = time.perf_counter()
-    for table in TABLES:
-        pipeline.stage_table(conn, table.name, month, run_id)
-    staged_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    for table in TABLES:
-        pipeline.validate_table(conn, sqlalchemy_url, table.name, month, run_id)
-    steps["validate"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    pipeline.publish_month(conn, month, run_id)
-    steps["load"] = staged_s + time.perf_counter() - t0
-    t0 = time.perf_counter()
-    for table in SNAPSHOTTED:
-        pipeline.stamp_snapshot(conn, table.name, month, run_id)
-    steps["stamp"] = time.perf_counter() - t0
+    seconds = {}
+    run_month(conn, RunMonth.named(folder.name, run_id), sqlalchemy_url=sqlalchemy_url, stamp=True, seconds=seconds)
+    steps = {"validate": seconds["validate"], "load": sum(seconds["stage"].values()) + seconds["publish"],
+             "stamp": seconds["stamp"]}
     steps["total"] = steps["load"] + steps["validate"] + steps["stamp"]
     return steps
 
@@ -338,7 +320,7 @@ def phase_history(args: dict) -> dict:
 
     def timed_month(folder: Path, run_id: str) -> dict[str, float]:
         before = cpu_s()
-        steps = run_month(conn, args["url"], folder, run_id)
+        steps = timed_month(conn, args["url"], folder, run_id)
         after = cpu_s()
         steps["cpu"] = after - before if before is not None and after is not None else None
         return steps
@@ -421,7 +403,7 @@ def _anatomy_of(conn, source, path: Path, superuser: bool) -> dict[str, float]:
     """Each step of one table's load timed alone, on the emptied keyed table, rolled back afterwards."""
     from psycopg import sql
 
-    from streamflow import header, publish, staging, upsert
+    from streamflow import header, publish, stage, staging
 
     steps: dict[str, float] = {}
     target = sql.Identifier(source.name)
@@ -440,21 +422,21 @@ def _anatomy_of(conn, source, path: Path, superuser: bool) -> dict[str, float]:
             steps[label] = time.perf_counter() - t0
         print(f"    {source.name}: {label:<58} {steps[label]:7.2f} s", flush=True)
 
-    def stage() -> None:
-        upsert.stage_file(conn, schema, source, path)
+    def write() -> None:
+        stage.stage_file(conn, schema, source, path)
 
     def apply() -> None:
         publish.apply_staged(conn, schema, source, columns, 0)
 
-    work_mem = (f"SET LOCAL work_mem = '{upsert.WORK_MEM}'",)
+    work_mem = (f"SET LOCAL work_mem = '{stage.WORK_MEM}'",)
     timed("raw COPY into the keyed table (the floor)", lambda: _copy_file(conn, source.name, path))
     if superuser and source.depends_on_users:
         timed("raw COPY, foreign-key triggers off", lambda: _copy_file(conn, source.name, path),
               setup=("SET LOCAL session_replication_role = replica",))
-    timed("write: typed COPY into UNLOGGED staging (stage_file)", stage)
-    timed("publish, empty live table: INSERT ... SELECT (bulk)", apply, setup=work_mem, preload=stage)
-    timed("write + publish into the empty table (a first load)", lambda: (stage(), apply()), setup=work_mem)
-    timed("publish MERGE, the same rows already there", apply, setup=work_mem, preload=lambda: (stage(), apply()))
+    timed("write: typed COPY into UNLOGGED staging (stage_file)", write)
+    timed("publish, empty live table: INSERT ... SELECT (bulk)", apply, setup=work_mem, preload=write)
+    timed("write + publish into the empty table (a first load)", lambda: (write(), apply()), setup=work_mem)
+    timed("publish MERGE, the same rows already there", apply, setup=work_mem, preload=lambda: (write(), apply()))
     return steps
 
 

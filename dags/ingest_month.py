@@ -32,127 +32,86 @@ the month the run covers (`month_000` = January 2024). A month is published whol
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
-from airflow.sdk import AsyncCallback, DeadlineAlert, Param, dag, task, task_group
+from airflow.sdk import dag, task, task_group
 from streamflow_deadline import MonthPublishDeadline
 from streamflow_month_wait import MonthCompleteSensor
 from streamflow_timetable import MonthlyThrough
 
-from streamflow import alerts, months, settings
+from streamflow import ids, settings
 from streamflow.airflow_glue import (
-    CPU_CLOCK,
     SNAPSHOT_ASSETS,
     announce,
+    default_args,
     fail_fast,
+    ingest_params,
+    late_month_deadline,
+    pipeline_step,
     warehouse_connection,
     warehouse_sqlalchemy_url,
 )
-from streamflow.history import CHECK_ID_PATTERN
 from streamflow.registry import DEPENDENT_TABLES, SNAPSHOTTED, TABLES, USERS
-from streamflow.snapshots import SNAPSHOT_POLICIES
 
 
 @dag(
+    dag_id=ids.DAG_ID,
     # CronDataIntervalTimetable("@monthly") that stops after STREAMFLOW_LAST_MONTH (see the plugin for why).
     schedule=MonthlyThrough(settings.schedule_last_interval_end()),
     start_date=datetime(2024, 1, 1, tzinfo=UTC),
     catchup=True,
     max_active_runs=1,
     tags=["streamflow", "ingest"],
-    # A lost connection (server restarting, a killed worker) is retried after 30 s, then about twice
-    # that; bad input fails at once (fail_fast).
-    default_args={"owner": "data-platform", "retries": 2,
-                  "retry_delay": timedelta(seconds=settings.retry_delay_seconds()), "retry_exponential_backoff": 2.0,
-                  **CPU_CLOCK},
-    # Late month: not published N days after its interval ends (the triggerer runs the callback); 0 days: none.
-    deadline=[DeadlineAlert(reference=MonthPublishDeadline(), callback=AsyncCallback(alerts.month_late),
-                            interval=timedelta(days=settings.publish_deadline_days()))]
-    if settings.publish_deadline_days() else None,
+    default_args=default_args(),  # retried: a lost connection; failed at once: bad input (fail_fast)
+    deadline=late_month_deadline(MonthPublishDeadline()),  # not published N days after its interval ends
     doc_md=__doc__,
-    params={
-        "month": Param(
-            # The length too: JSON Schema's `$` also matches before a trailing newline.
-            None, type=["null", "string"], pattern=months.MONTH_NAME_PATTERN, minLength=9, maxLength=9,
-            title="Month folder (month_NNN)", examples=months.available(settings.seeds_dir()),
-            description="Load this month instead of the one the data interval covers (pick one of the folders "
-                        "present, or type a name); empty for scheduled runs.",
-        ),
-        "require_marker": Param(
-            True, type="boolean", title="Require the completeness marker",
-            description="Off: load a month that has no `_manifest.json` (its six files must be there), unchecked.",
-        ),
-        "snapshot_policy": Param(
-            "restamp", type="string", enum=list(SNAPSHOT_POLICIES), title="If this as_of is already stamped",
-            description="restamp: bring its snapshots up to the (corrected) live state; immutable: leave them.",
-        ),
-        "accept": Param(
-            [], type="array", items={"type": "string", "pattern": CHECK_ID_PATTERN}, uniqueItems=True,
-            title="Accept these failed checks against history",
-            description="For a month that really changed: ids of failed checks (`<table>.<check>[.<column>]`, as the "
-                        "validate task's log names them) that this run publishes anyway; recorded in the ledger.",
-        ),
-    },
+    params=ingest_params(),
 )
 def ingest_month():
     # multiple_outputs=False: a `-> dict` task would otherwise push each key as an XCom of its own
     # besides the whole dict (an API call per key, read by nobody).
     @task(retries=0, multiple_outputs=False)
     @fail_fast
-    def resolve_month(params=None, data_interval_end=None) -> dict:
+    def resolve_month(params=None, data_interval_end=None, run_id=None) -> dict:
         """#### Which month, which as_of; all six files there, each the one its marker describes?"""
         from streamflow.pipeline import prepare_month
 
-        return prepare_month(params.get("month"), data_interval_end, params.get("snapshot_policy"),
-                             params.get("accept"), require_marker=params.get("require_marker", True))
+        return prepare_month(params.get("month"), data_interval_end, run_id, params.get("snapshot_policy"),
+                             params.get("accept"), require_marker=params.get("require_marker", True)).to_xcom()
 
     @task
     def ensure_schema() -> list[str]:
         """#### Create what is missing (sql/schema, sql/functions), run pending sql/migrations; drop stale staging."""
-        from streamflow.schema import apply_schema
-        from streamflow.staging import drop_stale
+        from streamflow.pipeline import ensure_schema
 
         with warehouse_connection() as conn:
-            applied = apply_schema(conn)
-            drop_stale(conn)
-            return applied
+            return ensure_schema(conn)
 
     @task(multiple_outputs=False)
     @fail_fast
-    def upsert(table_name: str, month: dict, run_id=None) -> dict:
+    def stage(table_name: str, month: dict) -> dict:
         """#### Write: stream one CSV into the run's staging schema through the contract gate."""
-        from streamflow.pipeline import stage_table
-
-        with warehouse_connection() as conn:
-            return stage_table(conn, table_name, month, run_id)
+        return pipeline_step("stage_table", table_name, month=month)
 
     @task(multiple_outputs=False)
     @fail_fast
-    def validate(table_name: str, month: dict, run_id=None) -> dict:
+    def validate(table_name: str, month: dict) -> dict:
         """#### Audit: Great Expectations suite of one staged table, every row, inside PostgreSQL."""
-        from streamflow.pipeline import validate_table
-
-        with warehouse_connection() as conn:
-            return validate_table(conn, warehouse_sqlalchemy_url(), table_name, month, run_id)
+        return pipeline_step("validate_table", warehouse_sqlalchemy_url(), table_name, month=month)
 
     @task(multiple_outputs=False)
     @fail_fast
-    def publish(month: dict, run_id=None) -> dict:
+    def publish(month: dict) -> dict:
         """#### Publish: the six staged tables into the live tables and the ledger, one transaction."""
-        from streamflow.pipeline import publish_month
-
-        with warehouse_connection() as conn:
-            return publish_month(conn, month, run_id)
+        return pipeline_step("publish_month", month=month)
 
     @task(multiple_outputs=False)
-    def snapshot(table_name: str, month: dict, run_id=None, outlet_events=None) -> dict:
-        """#### Freeze one live table at as_of (sql/queries/stamp_snapshot.sql); its asset event: what it stamped."""
-        from streamflow.pipeline import stamp_snapshot
+    @fail_fast
+    def snapshot(table_name: str, month: dict, outlet_events=None) -> dict:
+        """#### Freeze one live table at as_of (sql/queries/stamp_snapshot.sql); its asset event says what was stamped."""
+        return announce(outlet_events, table_name, pipeline_step("stamp_snapshot", table_name, month=month))
 
-        with warehouse_connection() as conn:
-            return announce(outlet_events, table_name, stamp_snapshot(conn, table_name, month, run_id))
-
-    @task_group(group_id="validate")
+    @task_group(group_id=ids.VALIDATE_GROUP_ID)
     def validate_all(month: dict):
         for table in TABLES:
             validate.override(task_id=table.name)(table.name, month)
@@ -160,8 +119,8 @@ def ingest_month():
     # Scheduled: deferred until the month's files and marker are there; manual: there, or fail now.
     month_complete = MonthCompleteSensor(task_id="wait_for_month")
     month = resolve_month()
-    users = upsert.override(task_id=f"upsert_{USERS}")(USERS, month)
-    dependents = [upsert.override(task_id=f"upsert_{t.name}")(t.name, month) for t in DEPENDENT_TABLES]
+    users = stage.override(task_id=f"stage_{USERS}")(USERS, month)
+    dependents = [stage.override(task_id=f"stage_{t.name}")(t.name, month) for t in DEPENDENT_TABLES]
     validated = validate_all(month)
     published = publish(month)
     snapshots = [snapshot.override(task_id=f"snapshot_{t.name}", outlets=[SNAPSHOT_ASSETS[t.name]])(t.name, month)

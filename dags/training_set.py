@@ -15,20 +15,22 @@ adds a row to `training_set_manifest` (rows, churners, md5 of the rows, the snap
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from airflow.sdk import dag, task
 
-from streamflow.airflow_glue import SNAPSHOT_ASSETS, fail_fast, warehouse_connection
+from streamflow import ids
+from streamflow.airflow_glue import SNAPSHOT_ASSETS, default_args, fail_fast, warehouse_connection
 
 
 @dag(
+    dag_id=ids.TRAINING_DAG_ID,
     schedule=list(SNAPSHOT_ASSETS.values()),  # a list of assets: all of them updated since the last run
     start_date=datetime(2024, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,
     tags=["streamflow", "training"],
-    default_args={"owner": "data-platform", "retries": 2, "retry_delay": timedelta(seconds=30)},
+    default_args=default_args(),
     doc_md=__doc__,
 )
 def training_set():

@@ -4,8 +4,8 @@ Airflow 3's plugin interface: `fastapi_apps` mounts the app at `/streamflow` in 
 and `external_views` add a **Validation** tab to every task instance and DAG run, an iframe whose
 `{DAG_ID}`/`{RUN_ID}`/`{TASK_ID}` the UI fills in. The page is read from the warehouse's
 `validation_results` (`streamflow_postgres` connection), not from a file: it works whichever
-worker ran the task. The module imports only FastAPI (the API server has it loaded anyway);
-the hook, psycopg and the renderer are imported per request.
+worker ran the task. The module imports only FastAPI (the API server has it loaded anyway) and the
+ids it shares with the DAG (`streamflow.ids`); the hook, psycopg and the renderer are imported per request.
 """
 
 from __future__ import annotations
@@ -14,10 +14,12 @@ from airflow.plugins_manager import AirflowPlugin
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse
 
+from streamflow.ids import DAG_ID, URL_PREFIX, VALIDATION_ROUTE
+
 app = FastAPI(title="StreamFlow validation results", docs_url=None, redoc_url=None, openapi_url=None)
 
 #: The DAG whose runs validate tables; other DAGs' runs get 404 (run ids repeat across DAGs).
-VALIDATING_DAG_ID = "ingest_month"
+VALIDATING_DAG_ID = DAG_ID
 # The page shows warehouse values inside the UI's origin: no script, no other origin, no sniffing.
 SECURITY_HEADERS = {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'self'",
                     "X-Content-Type-Options": "nosniff"}
@@ -50,14 +52,15 @@ def _page(dag_id: str, run_id: str, task_id: str | None) -> HTMLResponse:
 
 
 # Plain `def`: FastAPI runs them in its thread pool, so the blocking query does not stall the server.
-@app.get("/validation/{dag_id}/{run_id}/{task_id}", response_class=HTMLResponse,
+@app.get(VALIDATION_ROUTE + "/{dag_id}/{run_id}/{task_id}", response_class=HTMLResponse,
          dependencies=[Depends(may_read_dag_run)])
 def task_instance_validation(dag_id: str, run_id: str, task_id: str) -> HTMLResponse:
     """One table's validation in a run (the task instance's tab); other tasks get a link to the run's."""
     return _page(dag_id, run_id, task_id)
 
 
-@app.get("/validation/{dag_id}/{run_id}", response_class=HTMLResponse, dependencies=[Depends(may_read_dag_run)])
+@app.get(VALIDATION_ROUTE + "/{dag_id}/{run_id}", response_class=HTMLResponse,
+         dependencies=[Depends(may_read_dag_run)])
 def dag_run_validation(dag_id: str, run_id: str) -> HTMLResponse:
     """Every table's validation in a run (the DAG run's tab)."""
     return _page(dag_id, run_id, None)
@@ -67,10 +70,10 @@ class StreamflowValidationViewPlugin(AirflowPlugin):
     """Mounts the app and adds the Validation tab to task instances and DAG runs."""
 
     name = "streamflow_validation_view"
-    fastapi_apps = [{"app": app, "url_prefix": "/streamflow", "name": "StreamFlow validation results"}]
+    fastapi_apps = [{"app": app, "url_prefix": URL_PREFIX, "name": "StreamFlow validation results"}]
     external_views = [
-        {"name": "Validation", "href": "/streamflow/validation/{DAG_ID}/{RUN_ID}/{TASK_ID}",
+        {"name": "Validation", "href": URL_PREFIX + VALIDATION_ROUTE + "/{DAG_ID}/{RUN_ID}/{TASK_ID}",
          "destination": "task_instance", "url_route": "streamflow_validation_task"},
-        {"name": "Validation", "href": "/streamflow/validation/{DAG_ID}/{RUN_ID}",
+        {"name": "Validation", "href": URL_PREFIX + VALIDATION_ROUTE + "/{DAG_ID}/{RUN_ID}",
          "destination": "dag_run", "url_route": "streamflow_validation_run"},
     ]

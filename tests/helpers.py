@@ -57,11 +57,11 @@ class FileLoad:
 
 def apply_file(conn, table, path, run_id: str = "test__apply_file") -> FileLoad:
     """Stage one file and publish it alone: the DAG's write and publish steps for one table,
-    without the month's order rules and ledger (`pipeline.load_month` has those)."""
-    from streamflow import publish, staging, upsert
+    without the month's order rules and ledger (`streamflow_dev.run_month` has those)."""
+    from streamflow import publish, stage, staging
 
     schema = staging.schema_for(run_id)
-    staged = upsert.stage_file(conn, schema, table, path)
+    staged = stage.stage_file(conn, schema, table, path)
     with conn.transaction():
         applied = publish.apply_staged(conn, schema, table, list(staged.columns), staged.rows)
         staging.drop(conn, schema)

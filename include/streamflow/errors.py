@@ -26,4 +26,4 @@ class OutOfOrderMonth(DataError):
 
 
 class NotStaged(DataError):
-    """A run's staging area misses what a later task needs: its upsert tasks must run again."""
+    """A run's staging area misses what a later task needs: its stage tasks must run again."""

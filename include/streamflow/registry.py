@@ -1,6 +1,6 @@
 """The one declaration of the six tables: file, key, columns and types, snapshot.
 
-The upsert, the contract gate, the expectation suites and the snapshot SQL are all driven
+The write and the publish, the contract gate, the expectation suites and the snapshot SQL are all driven
 from `TABLES`. `sql/schema/001_live_tables.sql` holds the live tables' DDL (the course's schema
 kept verbatim; `tests/integration/test_schema.py` proves it agrees); the snapshot tables are
 created from `SNAPSHOTTED` (`sql/schema/002_snapshot_table.sql`, rendered per table by

@@ -1,4 +1,4 @@
-"""A run's staging area: one schema per DAG run, where the upsert tasks write and validation reads.
+"""A run's staging area: one schema per DAG run, where the stage tasks write and validation reads.
 
 The name comes from the run id (hashed: run ids carry characters identifiers should not), so
 two runs at once, of the same month or not, never share staged tables. `sql/queries/staging_manifest.sql`
@@ -23,7 +23,7 @@ MANIFEST = "staged_files"
 MANIFEST_DDL = SQL_DIR / "queries" / "staging_manifest.sql"
 MANIFEST_COLUMNS = ("table_name", "month", "run_id", "file_path", "file_sha256", "rows_in_file", "columns",
                     "absent_columns", "method")
-# Parallel upsert tasks may create the schema at once: CREATE ... IF NOT EXISTS races on the catalog.
+# Parallel stage tasks may create the schema at once: CREATE ... IF NOT EXISTS races on the catalog.
 _CREATE_LOCK = "streamflow_staging_create"
 
 
@@ -58,12 +58,12 @@ def exists(conn: psycopg.Connection, schema: str, table: str = MANIFEST) -> bool
     return conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f'"{checked(schema)}"."{table}"',)).fetchone()[0]
 
 
-#: Why a run's staging can be gone though its upsert tasks succeeded.
+#: Why a run's staging can be gone though its stage tasks succeeded.
 LOST = "PostgreSQL restarts UNLOGGED tables empty after a crash, the staging manifest too"
 
 
 def staged_entry(conn: psycopg.Connection, schema: str, table_name: str) -> dict | None:
-    """The manifest row of `table_name` if the run's upsert task staged it (listed, and its table there).
+    """The manifest row of `table_name` if the run's stage task staged it (listed, and its table there).
 
     After a crash the staged tables are still there, empty, and the manifest lists none of them.
     """

@@ -16,14 +16,12 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from streamflow.ids import URL_PREFIX, VALIDATE_TASK_PREFIX, VALIDATION_ROUTE
 from streamflow.registry import KEY, TABLES_BY_NAME
 
 if TYPE_CHECKING:
     import psycopg
 
-#: Where the plugin mounts its app in the API server.
-URL_PREFIX = "/streamflow"
-VALIDATE_TASK_PREFIX = "validate."  # the task group of ingest_month's validations
 
 COLUMNS = ("table_name", "month", "as_of", "expectation", "expectation_type", "column_name", "kwargs", "success",
            "element_count", "unexpected_count", "unexpected_percent", "samples", "why", "error", "validated_at",
@@ -32,7 +30,7 @@ COLUMNS = ("table_name", "month", "as_of", "expectation", "expectation_type", "c
 
 def view_path(dag_id: str, run_id: str, task_id: str | None = None) -> str:
     """The page's path in the API server (run ids hold `:` and `+`: quoted)."""
-    parts = [URL_PREFIX, "validation", quote(dag_id, safe=""), quote(run_id, safe="")]
+    parts = [URL_PREFIX + VALIDATION_ROUTE, quote(dag_id, safe=""), quote(run_id, safe="")]
     if task_id:
         parts.append(quote(task_id, safe=""))
     return "/".join(parts)

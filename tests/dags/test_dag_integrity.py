@@ -41,6 +41,14 @@ def test_retries(ingest_month):
     assert ingest_month.get_task("wait_for_month").retries == 0  # a retried timeout would only wait again
 
 
+def test_every_task_that_can_raise_a_data_error_fails_fast(ingest_month):
+    """Bad input fails the task at once (fail_fast), snapshots included: only the sensor (it fails on its own
+    terms) and the idempotent DDL raise nothing of the kind."""
+    failing_fast = {t.task_id for t in ingest_month.tasks
+                    if getattr(getattr(t, "python_callable", None), "fails_fast", False)}
+    assert {t.task_id for t in ingest_month.tasks} - failing_fast == {"wait_for_month", "ensure_schema"}
+
+
 @pytest.mark.parametrize("dag_id", DAG_IDS)
 def test_tasks_push_one_xcom_not_one_per_key(dag_bag, dag_id):
     # A `-> dict` task defaults to multiple_outputs: an Execution API call per key of its result.
@@ -127,19 +135,19 @@ def test_last_month_setting_maps_to_the_interval_end(monkeypatch):
 
 def test_tasks_and_order(ingest_month):
     upstream = {t.task_id: set(t.upstream_task_ids) for t in ingest_month.tasks}
-    dependents = [f"upsert_{t.name}" for t in DEPENDENT_TABLES]
+    dependents = [f"stage_{t.name}" for t in DEPENDENT_TABLES]
     validations = {f"validate.{t.name}" for t in TABLES}
     snapshots = {f"snapshot_{t.name}" for t in SNAPSHOTTED}
-    assert set(upstream) == {"wait_for_month", "resolve_month", "ensure_schema", "upsert_users", *dependents,
+    assert set(upstream) == {"wait_for_month", "resolve_month", "ensure_schema", "stage_users", *dependents,
                              *validations, "publish", *snapshots}
     assert upstream["wait_for_month"] == set()
     assert upstream["resolve_month"] == {"wait_for_month"}  # files checked against the marker once it is there
     assert upstream["ensure_schema"] == {"resolve_month"}
-    assert upstream["upsert_users"] == {"resolve_month", "ensure_schema"}
+    assert upstream["stage_users"] == {"resolve_month", "ensure_schema"}
     for task_id in dependents:  # the five run in parallel, after users
-        assert upstream[task_id] == {"resolve_month", "upsert_users"}
-    for task_id in validations:  # every validation waits for every upsert
-        assert ingest_month.get_task(task_id).get_flat_relative_ids(upstream=True) >= {"upsert_users", *dependents}
+        assert upstream[task_id] == {"resolve_month", "stage_users"}
+    for task_id in validations:  # every validation waits for every stage task
+        assert ingest_month.get_task(task_id).get_flat_relative_ids(upstream=True) >= {"stage_users", *dependents}
     # nothing is published before the whole validation group passed; no snapshot before the publish
     assert upstream["publish"] == {"resolve_month", *validations}
     for task_id in snapshots:

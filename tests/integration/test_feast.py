@@ -18,9 +18,11 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from streamflow import pipeline, training
+from streamflow import training
 from streamflow.registry import SNAPSHOTTED
+from streamflow.run import RunMonth
 from streamflow_dev import feast
+from streamflow_dev.run_month import run_month
 from tests.conftest import ROOT, connect, drop_database, fresh_warehouse
 
 ROWS = 7043
@@ -46,12 +48,9 @@ def both_months(pg_server):
     with fresh_warehouse(pg_server, "feast_template_") as settings:
         with connect(settings) as conn:  # closed before the copies: CREATE DATABASE ... TEMPLATE wants no session
             for month_name in ("month_000", "month_001"):
-                month = pipeline.month_of(month_name)
-                pipeline.load_month(conn, month, f"test__{month_name}")
-                for source in SNAPSHOTTED:
-                    pipeline.stamp_snapshot(conn, source.name, month, f"test__{month_name}")
-                conn.commit()
-                training.build(conn, month["as_of"], f"test__{month_name}")
+                month = RunMonth.named(month_name, f"test__{month_name}")
+                run_month(conn, month, stamp=True)
+                training.build(conn, month.as_of, f"test__{month_name}")
         yield settings
 
 

@@ -12,6 +12,8 @@ import pytest
 
 from streamflow import pipeline, snapshots, staging
 from streamflow.registry import TABLES
+from streamflow.run import RunMonth
+from streamflow_dev.run_month import run_month
 
 ROWS = 7043
 
@@ -41,7 +43,7 @@ def key_oids(conn) -> set[int]:
 def test_a_first_load_ends_with_exactly_the_keys_it_began_with(conn):
     before, before_oids = catalogue(conn), key_oids(conn)
 
-    published = pipeline.load_month(conn, pipeline.month_of("month_000"), "test__first")
+    published = run_month(conn, RunMonth.named("month_000", "test__first"))
 
     assert {(r["method"], r["inserted"]) for r in published["tables"].values()} == {("bulk", ROWS)}
     assert catalogue(conn) == before
@@ -50,7 +52,7 @@ def test_a_first_load_ends_with_exactly_the_keys_it_began_with(conn):
         conn.execute("INSERT INTO labels (user_id, churn_label) VALUES ('no-such-user', true)")  # enforced again
     conn.rollback()
     snapshots.stamp(conn, "2024-01-31")
-    nextmonth = pipeline.load_month(conn, pipeline.month_of("month_001"), "test__next")
+    nextmonth = run_month(conn, RunMonth.named("month_001", "test__next"))
     assert {r["method"] for r in nextmonth["tables"].values()} == {"merge"}
 
 
@@ -59,16 +61,16 @@ def test_a_first_load_whose_rows_break_a_key_publishes_nothing_and_keeps_the_key
     staged labels after staging, so that only the rebuilt foreign key can refuse it."""
     from psycopg import sql
 
-    month = pipeline.month_of("month_000")
+    month = RunMonth.named("month_000", "test__broken")
     for t in TABLES:
-        pipeline.stage_table(conn, t.name, month, "test__broken")
+        pipeline.stage_table(conn, t.name, month)
     conn.execute(sql.SQL("INSERT INTO {} (user_id, churn_label) VALUES ('GHOST-0001', true)").format(
         staging.table_in(staging.schema_for("test__broken"), "labels")))
     conn.commit()
     before = catalogue(conn)
 
     with pytest.raises(psycopg.errors.ForeignKeyViolation) as refused:
-        pipeline.publish_month(conn, month, "test__broken")
+        pipeline.publish_month(conn, month)
 
     assert "labels_user_id_fkey" in str(refused.value)
     assert "(user_id)=(GHOST-0001)" in refused.value.diag.message_detail
@@ -83,7 +85,7 @@ def test_keys_of_another_shape_are_left_in_place(conn):
     conn.commit()
     before_oids = key_oids(conn)
 
-    published = pipeline.load_month(conn, pipeline.month_of("month_000"), "test__shaped")
+    published = run_month(conn, RunMonth.named("month_000", "test__shaped"))
 
     assert {r["inserted"] for r in published["tables"].values()} == {ROWS}
     assert key_oids(conn) == before_oids

@@ -13,6 +13,8 @@ import pytest
 from streamflow import pipeline, snapshots
 from streamflow.errors import OutOfOrderMonth
 from streamflow.registry import SNAPSHOTTED, TABLES
+from streamflow.run import RunMonth
+from streamflow_dev.run_month import run_month
 from tests.helpers import live_hashes, rewrite, table_hash
 
 ROWS = 7043
@@ -21,12 +23,12 @@ ADD_ONS = ("add_on_security", "add_on_backup", "add_on_device_protect", "add_on_
 
 def apply_month(conn, month: str) -> dict:
     """What one DAG run does, without Airflow: load the six tables in order, then stamp."""
-    run = pipeline.month_of(month)
-    loaded = pipeline.load_month(conn, run, f"test__{month}")["tables"]
-    snapshots.stamp(conn, run["as_of"])
+    run = RunMonth.named(month, f"test__{month}")
+    loaded = run_month(conn, run)["tables"]
+    snapshots.stamp(conn, run.as_of)
     conn.commit()
     if {r["status"] for r in loaded.values()} == {"loaded"}:
-        assert_snapshot_is_live_state(conn, run["as_of"])
+        assert_snapshot_is_live_state(conn, run.as_of)
     return loaded
 
 
@@ -149,10 +151,11 @@ def test_a_rerun_with_one_file_corrected_stages_and_validates_that_file_only(con
     (user,) = conn.execute("SELECT user_id FROM labels WHERE NOT churn_label ORDER BY user_id LIMIT 1").fetchone()
     rewrite(months / "month_001" / "labels.csv",
             lambda header, rows: (header, [[r[0], "True"] if r[0] == user else r for r in rows]))
-    run, run_id = pipeline.month_of("month_001"), "test__corrected"
-    staged = {t.name: pipeline.stage_table(conn, t.name, run, run_id) for t in TABLES}
+    run_id = "test__corrected"
+    run = RunMonth.named("month_001", run_id)
+    staged = {t.name: pipeline.stage_table(conn, t.name, run) for t in TABLES}
     url = warehouse.url("postgresql+psycopg", warehouse.database)
-    validated = {t.name: pipeline.validate_table(conn, url, t.name, run, run_id) for t in TABLES}
+    validated = {t.name: pipeline.validate_table(conn, url, t.name, run) for t in TABLES}
 
     assert {name: s["method"] for name, s in staged.items()} == {
         t.name: "copy" if t.name == "labels" else "replay" for t in TABLES}
@@ -166,7 +169,7 @@ def test_a_rerun_with_one_file_corrected_stages_and_validates_that_file_only(con
                             (run_id,)).fetchall()
     assert recorded == [("labels",)]
     assert all(o["success"] for o in validated["labels"]["outcomes"])
-    published = pipeline.publish_month(conn, run, run_id)["tables"]
+    published = pipeline.publish_month(conn, run)["tables"]
     assert {name: (p["status"], p["updated"]) for name, p in published.items()} == {
         t.name: ("loaded", 1) if t.name == "labels" else ("replayed", 0) for t in TABLES}
     assert conn.execute("SELECT churn_label FROM labels WHERE user_id = %s", (user,)).fetchone() == (True,)
@@ -179,7 +182,7 @@ def test_an_older_month_with_other_files_is_refused_and_changes_nothing(conn, mo
     rewrite(months / "month_000" / "users.csv", lambda header, rows: (header, rows[:-1]))
 
     with pytest.raises(OutOfOrderMonth, match=r"refusing to apply as_of 2024-01-31 : month_001 \(as_of 2024-02-29\)"):
-        pipeline.stage_table(conn, "users", pipeline.month_of("month_000"), "test__late")
+        pipeline.stage_table(conn, "users", RunMonth.named("month_000", "test__late"))
 
     assert all_hashes(conn) == before
     failed = conn.execute("SELECT status, error FROM ingestion_ledger WHERE run_id = 'test__late'").fetchall()
@@ -190,21 +193,21 @@ def test_an_older_month_with_other_files_is_refused_and_changes_nothing(conn, mo
 
 def test_a_month_after_an_unstamped_month_is_refused(conn, months):
     apply_month(conn, "month_000")
-    february = pipeline.month_of("month_001")
+    february = RunMonth.named("month_001", "test__february")
     # February published, but its run stopped before stamping (say, a snapshot task failed).
-    pipeline.load_month(conn, february, "test__february")
+    run_month(conn, february)
     before = all_hashes(conn)
 
     with pytest.raises(OutOfOrderMonth, match=(
             r"refusing to apply as_of 2024-03-31 : month_001 \(as_of 2024-02-29\) is loaded but not stamped in "
             r"subscriptions_profile_snapshots, usage_agg_30d_snapshots, .*labels_snapshots; "
             r"its run failed or is still running: fix it and re-run month_001 first")):
-        pipeline.stage_table(conn, "users", pipeline.month_of("month_002"), "test__march")
+        pipeline.stage_table(conn, "users", RunMonth.named("month_002", "test__march"))
 
     assert all_hashes(conn) == before
-    snapshots.stamp(conn, february["as_of"])  # February's run finishing: now March may come
+    snapshots.stamp(conn, february.as_of)  # February's run finishing: now March may come
     conn.commit()
-    assert pipeline.load_month(conn, pipeline.month_of("month_002"), "test__march")["tables"]["users"]["status"] == (
+    assert run_month(conn, RunMonth.named("month_002", "test__march"))["tables"]["users"]["status"] == (
         "loaded")
 
 
@@ -214,7 +217,7 @@ def test_a_skipped_month_is_refused(conn, months):
 
     with pytest.raises(OutOfOrderMonth, match=(
             r"the latest loaded month is month_000 \(as_of 2024-01-31\), so the next one is as_of 2024-02-29")):
-        pipeline.stage_table(conn, "users", pipeline.month_of("month_002"), "test__skip")
+        pipeline.stage_table(conn, "users", RunMonth.named("month_002", "test__skip"))
 
     assert all_hashes(conn) == before
 
@@ -265,9 +268,9 @@ def test_corrected_files_for_the_latest_month(conn, months, policy):
         return header, [[r[0], {"True": "False", "False": "True"}[r[1]]] if r[0] == corrected else r for r in rows]
 
     rewrite(months / "month_001" / "labels.csv", flip)
-    run = pipeline.month_of("month_001", policy)
-    loaded = pipeline.load_month(conn, run, "test__corrected")["tables"]["labels"]
-    stamped = snapshots.stamp(conn, run["as_of"], restamp=policy == "restamp")
+    run = RunMonth.named("month_001", "test__corrected", policy)
+    loaded = run_month(conn, run)["tables"]["labels"]
+    stamped = snapshots.stamp(conn, run.as_of, restamp=policy == "restamp")
     conn.commit()
 
     assert (loaded["updated"], loaded["unchanged"]) == (1, ROWS - 1)
@@ -317,18 +320,18 @@ def test_two_stamps_of_one_table_at_once_both_succeed(conn, months, warehouse):
 
     from tests.conftest import connect
 
-    run = pipeline.month_of("month_000")
-    pipeline.load_month(conn, run, "test__month_000")
+    run = RunMonth.named("month_000", "test__month_000")
+    run_month(conn, run)
     labels = next(t for t in SNAPSHOTTED if t.name == "labels")
     first, *rest = snapshots.render_stamp_sql(labels)
-    params = snapshots.stamp_params(labels, run["as_of"])
+    params = snapshots.stamp_params(labels, run.as_of)
     conn.execute(first, params)  # the first stamp holds the lock, its rows not yet committed
     inserted_by_first = conn.execute(rest[0], params).fetchone()[2]
     second: dict = {}
 
     def stamp_from_another_session():
         with connect(warehouse) as other:
-            second.update(snapshots.stamp(other, run["as_of"], (labels,)))
+            second.update(snapshots.stamp(other, run.as_of, (labels,)))
             other.commit()
 
     waiting = threading.Thread(target=stamp_from_another_session)
@@ -340,7 +343,7 @@ def test_two_stamps_of_one_table_at_once_both_succeed(conn, months, warehouse):
 
     assert inserted_by_first == ROWS
     assert second["labels_snapshots"][2:] == (0, 0, 0, False)  # found the first stamp's rows: nothing to do
-    assert conn.execute("SELECT count(*) FROM labels_snapshots WHERE as_of = %s", (run["as_of"],)).fetchone() == (ROWS,)
+    assert conn.execute("SELECT count(*) FROM labels_snapshots WHERE as_of = %s", (run.as_of,)).fetchone() == (ROWS,)
 
 
 def test_a_publish_whose_connection_is_cut_publishes_nothing_and_its_retry_publishes_the_month(conn, months, warehouse):
@@ -356,15 +359,15 @@ def test_a_publish_whose_connection_is_cut_publishes_nothing_and_its_retry_publi
 
     apply_month(conn, "month_000")
     before = all_hashes(conn)
-    run = pipeline.month_of("month_001")
+    run = RunMonth.named("month_001", "test__cut")
     for t in TABLES:
-        pipeline.stage_table(conn, t.name, run, "test__cut")
+        pipeline.stage_table(conn, t.name, run)
     caught: list[BaseException] = []
 
     def publish():
         with connect(warehouse) as publisher:
             try:
-                pipeline.publish_month(publisher, run, "test__cut")
+                pipeline.publish_month(publisher, run)
             except BaseException as error:  # noqa: BLE001 - what the task would see
                 caught.append(error)
 
@@ -389,7 +392,7 @@ def test_a_publish_whose_connection_is_cut_publishes_nothing_and_its_retry_publi
     assert all_hashes(conn) == before
     assert conn.execute("SELECT count(*) FROM ingestion_ledger WHERE run_id = 'test__cut'").fetchone() == (0,)
 
-    published = pipeline.publish_month(conn, run, "test__cut")  # the retry
+    published = pipeline.publish_month(conn, run)  # the retry
 
     assert {r["status"] for r in published["tables"].values()} == {"loaded"}
     assert conn.execute("SELECT count(*) FILTER (WHERE churn_label) FROM labels").fetchone() == (1701,)

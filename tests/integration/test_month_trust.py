@@ -20,7 +20,9 @@ import pytest
 from streamflow import history, metrics, pipeline, snapshots, staging, user_sets, validation
 from streamflow.errors import ContractViolation
 from streamflow.registry import KEY, SNAPSHOTTED, TABLES, USERS
+from streamflow.run import RunMonth
 from streamflow.validation import ValidationFailed
+from streamflow_dev.run_month import run_month
 from tests.conftest import ROOT, connect, fresh_warehouse
 from tests.helpers import live_hashes, rewrite, table_hash
 
@@ -38,21 +40,17 @@ def set_column(name: str, value_of) -> callable:
     return transform
 
 
-def stage_and_validate(conn, url, month: dict, run_id: str, tables=TABLES) -> dict[str, list[validation.Outcome]]:
+def stage_and_validate(conn, url, month: RunMonth, tables=TABLES) -> dict[str, list[validation.Outcome]]:
     """Stage the month, validate `tables` (row rules and figures); a failure raises, as the DAG's task fails."""
     for t in TABLES:
-        pipeline.stage_table(conn, t.name, month, run_id)
-    return {t.name: pipeline.validate_table(conn, url, t.name, month, run_id)["outcomes"] for t in tables}
+        pipeline.stage_table(conn, t.name, month)
+    return {t.name: pipeline.validate_table(conn, url, t.name, month)["outcomes"] for t in tables}
 
 
 def publish_validated(conn, url, month_name: str, run_id: str, accept=None) -> dict:
     """One month as the DAG runs it: stage, validate every table, publish, stamp."""
-    month = pipeline.month_of(month_name, accept=accept)
-    validated = stage_and_validate(conn, url, month, run_id)
-    pipeline.publish_month(conn, month, run_id)
-    for t in SNAPSHOTTED:
-        pipeline.stamp_snapshot(conn, t.name, month, run_id)
-    return validated
+    validated = run_month(conn, RunMonth.named(month_name, run_id, accept=accept or ()), sqlalchemy_url=url, stamp=True)
+    return {name: result["outcomes"] for name, result in validated["validated"].items()}
 
 
 def everything(conn) -> dict[str, str]:
@@ -125,8 +123,9 @@ def refused_before_publish(conn, run_id: str):
                         (FEBRUARY,)).fetchone() == (0,)
 
 
-def run_of(name: str) -> tuple[dict, str]:
-    return pipeline.month_of(FEBRUARY), f"manual__{name}_{uuid.uuid4().hex[:6]}"
+def run_of(name: str) -> tuple[RunMonth, str]:
+    month = RunMonth.named(FEBRUARY, f"manual__{name}_{uuid.uuid4().hex[:6]}")
+    return month, month.run_id
 
 
 # --- normal months pass -----------------------------------------------------------------------
@@ -207,20 +206,20 @@ def test_files_with_other_users_than_users_csv_are_counted_against_their_own_set
     month, run_id = run_of("users_cut")
     with refused_before_publish(trust_conn, run_id) as refused:
         for t in TABLES:
-            pipeline.stage_table(trust_conn, t.name, month, run_id)
-        subscriptions = pipeline.validate_table(trust_conn, trust_url, "subscriptions", month, run_id)["outcomes"]
+            pipeline.stage_table(trust_conn, t.name, month)
+        subscriptions = pipeline.validate_table(trust_conn, trust_url, "subscriptions", month)["outcomes"]
         left = next(o for o in subscriptions if o["expectation_type"] == "users_left")
         assert (left["figures"]["this"], left["success"]) == (0, True)
         assert trust_conn.execute("SELECT count(*) FROM validation_user_sets WHERE run_id = %s",
                                   (run_id,)).fetchone() == (1,)
-        pipeline.validate_table(trust_conn, trust_url, USERS, month, run_id)
+        pipeline.validate_table(trust_conn, trust_url, USERS, month)
     assert f"users_left: this month {ROWS - kept} (as_of 2024-02-29)" in refused["message"]
 
 
 def test_the_real_february_passes_every_check_against_the_real_january(trust_conn, trust_url, february):
     month, run_id = run_of("real")
     with staging_dropped_after(trust_conn, run_id):
-        validated = stage_and_validate(trust_conn, trust_url, month, run_id)
+        validated = stage_and_validate(trust_conn, trust_url, month)
     history_checks = [o for outcomes in validated.values() for o in outcomes if o["figures"]]
     assert [o for o in history_checks if not o["success"]] == []
     skipped = {(o["expectation_type"], o["column"]) for o in history_checks if o["figures"]["skipped"]
@@ -251,7 +250,7 @@ def test_a_month_with_seven_percent_growth_and_new_add_on_columns_passes(trust_c
                                   [r + [str(i % 2 == 0), str(i % 3 == 0), "True", "False"] for i, r in enumerate(rows)]))
     month, run_id = run_of("growth")
     with staging_dropped_after(trust_conn, run_id):
-        validated = stage_and_validate(trust_conn, trust_url, month, run_id)
+        validated = stage_and_validate(trust_conn, trust_url, month)
     joined = next(o for o in validated[USERS] if o["expectation_type"] == "users_joined")
     assert joined["figures"]["this"] == joiners
     assert joined["success"]
@@ -267,16 +266,17 @@ def test_twenty_four_generated_months_pass_every_check_against_history(warehouse
     monkeypatch.setenv("STREAMFLOW_SEEDS_DIR", str(tmp_path))
     compared: dict[str, set[int]] = {}  # check -> the months it compared (was not skipped) in
     for index in range(24):
-        month, run_id = pipeline.month_of(f"month_{index:03d}"), f"test__generated_{index:03d}"
+        run_id = f"test__generated_{index:03d}"
+        month = RunMonth.named(f"month_{index:03d}", run_id)
         for t in TABLES:
-            pipeline.stage_table(conn, t.name, month, run_id)
-        outcomes = [o for t in TABLES for o in pipeline.audit_figures(conn, t.name, month, run_id)]
+            pipeline.stage_table(conn, t.name, month)
+        outcomes = [o for t in TABLES for o in pipeline.audit_figures(conn, t.name, month)]
         assert [validation.describe_failure(o) for o in outcomes if not o.success] == [], month
         for o in outcomes:
             if o.figures["skipped"] is None:
                 compared.setdefault(o.expectation_type, set()).add(index)
-        pipeline.publish_month(conn, month, run_id)
-        snapshots.stamp(conn, month["as_of"])
+        pipeline.publish_month(conn, month)
+        snapshots.stamp(conn, month.as_of)
         conn.commit()
     # The checks really compared: from the second month on, the z-score from the fourth (3 months before it).
     assert compared.pop("mean_zscore") == set(range(3, 24))
@@ -296,7 +296,7 @@ def test_an_export_cut_short_in_every_file_fails_rows_and_users_left(trust_conn,
         rewrite(february / t.file_name, lambda header, rows: (header, rows[:kept]))
     month, run_id = run_of("cut_short")
     with refused_before_publish(trust_conn, run_id) as refused:
-        stage_and_validate(trust_conn, trust_url, month, run_id, tables=[TABLES[0]])
+        stage_and_validate(trust_conn, trust_url, month, tables=[TABLES[0]])
     message = refused["message"]
     assert "FAILED users.*: rows against the previous month" in message
     assert ("rows: this month 3000 (as_of 2024-02-29), previous month 7043 (as_of 2024-01-31); "
@@ -311,7 +311,7 @@ def test_a_numeric_feature_collapsed_to_one_value_fails_single_value(trust_conn,
     rewrite(february / "usage_agg_30d.csv", set_column("watch_hours_30d", lambda i, old: "12.5"))
     month, run_id = run_of("collapsed")
     with refused_before_publish(trust_conn, run_id) as refused:
-        stage_and_validate(trust_conn, trust_url, month, run_id, tables=[TABLES[2]])
+        stage_and_validate(trust_conn, trust_url, month, tables=[TABLES[2]])
     message = refused["message"]
     assert "FAILED usage_agg_30d.watch_hours_30d: distinct values: not collapsed to one" in message
     previous = trust_conn.execute(
@@ -328,7 +328,7 @@ def test_a_text_column_blank_for_most_rows_fails_its_null_fraction(trust_conn, t
     rewrite(february / "subscriptions.csv", set_column("contract_type", lambda i, old: old if i % 5 == 0 else ""))
     month, run_id = run_of("blank")
     with refused_before_publish(trust_conn, run_id) as refused:
-        stage_and_validate(trust_conn, trust_url, month, run_id, tables=[TABLES[1]])
+        stage_and_validate(trust_conn, trust_url, month, tables=[TABLES[1]])
     message = refused["message"]
     blank = ROWS - len(range(0, ROWS, 5))
     assert "FAILED subscriptions.contract_type: null fraction against the previous month" in message
@@ -342,7 +342,7 @@ def test_a_date_after_the_months_as_of_fails_before_publish(trust_conn, trust_ur
     rewrite(february / "users.csv", set_column("signup_date", lambda i, old: future.get(i, old)))
     month, run_id = run_of("future")
     with refused_before_publish(trust_conn, run_id) as refused:
-        stage_and_validate(trust_conn, trust_url, month, run_id, tables=[TABLES[0]])
+        stage_and_validate(trust_conn, trust_url, month, tables=[TABLES[0]])
     message = refused["message"]
     assert 'FAILED users.signup_date: expect_column_values_to_be_between {"max_value": "2024-02-29"}' in message
     assert "unexpected: 2 of 7043 rows" in message
@@ -358,7 +358,7 @@ def test_a_user_missing_from_this_months_labels_is_not_covered_by_last_months_la
     assert trust_conn.execute("SELECT count(*) FROM labels WHERE user_id = %s", (missing,)).fetchone() == (1,)
     month, run_id = run_of("no_label")
     with refused_before_publish(trust_conn, run_id) as refused:
-        stage_and_validate(trust_conn, trust_url, month, run_id, tables=[TABLES[5]])
+        stage_and_validate(trust_conn, trust_url, month, tables=[TABLES[5]])
     message = refused["message"]
     assert "FAILED labels.*: every user has a labels row and every row a user" in message
     assert f"{missing}='a user without a row'" in message
@@ -372,7 +372,7 @@ def test_a_user_id_padded_in_every_file_is_refused_at_staging(trust_conn, trust_
     before = everything(trust_conn)
     trust_conn.commit()
     with staging_dropped_after(trust_conn, run_id), pytest.raises(ContractViolation) as refused:
-        pipeline.stage_table(trust_conn, USERS, month, run_id)
+        pipeline.stage_table(trust_conn, USERS, month)
     assert str(refused.value) == (f"{february / 'users.csv'}: 1 contract problem(s), nothing was written:\n"
                                   f"  - column \"user_id\": 1 padded user_id(s) (surrounding whitespace): line 2 "
                                   f"{padded!r}")
@@ -407,18 +407,19 @@ def flip_churn(folder, count: int) -> None:
 def test_a_churn_rate_shift_fails_and_an_accepted_run_publishes_it_recorded_in_the_ledger(conn, january_alone):
     url, folder = january_alone
     flip_churn(folder, 1500)  # 24.2 % -> 45.5 %
-    month = pipeline.month_of(FEBRUARY)
+    month = RunMonth.named(FEBRUARY, "manual__churn_shift")
     with pytest.raises(ValidationFailed) as refused:
-        stage_and_validate(conn, url, month, "manual__churn_shift", tables=[TABLES[5]])
+        stage_and_validate(conn, url, month, tables=[TABLES[5]])
     message = str(refused.value)
     assert "FAILED labels.churn_label: mean against the previous month" in message
     assert "bound: within ±0.05 of the previous month (0.2154..0.3154)" in message
     assert 'accept: ["labels.mean_change.churn_label"]' in message
 
     with pytest.raises(Exception, match="accept names no check against history: 'labels.mean_change.churn'"):
-        pipeline.prepare_month(FEBRUARY, None, accept=["labels.mean_change.churn"])
-    accepted = pipeline.prepare_month(FEBRUARY, None, accept=["labels.mean_change.churn_label"])
-    publish_validated(conn, url, FEBRUARY, "manual__churn_accepted", accept=accepted["accept"])
+        pipeline.prepare_month(FEBRUARY, None, "manual__churn_refused", accept=["labels.mean_change.churn"])
+    accepted = pipeline.prepare_month(FEBRUARY, None, "manual__churn_accepted",
+                                      accept=["labels.mean_change.churn_label"])
+    publish_validated(conn, url, FEBRUARY, "manual__churn_accepted", accept=accepted.accept)
 
     assert conn.execute("SELECT count(*) FILTER (WHERE churn_label) FROM labels_snapshots WHERE as_of = '2024-02-29'"
                         ).fetchone() == (1701 + 1500,)

@@ -12,21 +12,23 @@ import pytest
 
 from streamflow import pipeline, training
 from streamflow.registry import SNAPSHOTTED
+from streamflow.run import RunMonth
 from streamflow.training import TrainingSetRefused
+from streamflow_dev.run_month import run_month
 
 ROWS = 7043
 CHURNERS = {"2024-01-31": 1869, "2024-02-29": 1701}
 
 
-def load(conn, month: str) -> dict:
-    run = pipeline.month_of(month)
-    pipeline.load_month(conn, run, f"test__{month}")
+def load(conn, month: str) -> RunMonth:
+    run = RunMonth.named(month, f"test__{month}")
+    run_month(conn, run)
     return run
 
 
-def stamp_all(conn, run: dict) -> dict[str, dict]:
+def stamp_all(conn, run: RunMonth) -> dict[str, dict]:
     """Each snapshot task's event extra, by asset URI (what the training_set DAG is handed)."""
-    extras = {t.snapshot_asset_uri: pipeline.stamp_snapshot(conn, t.name, run, f"test__{run['month']}")
+    extras = {t.snapshot_asset_uri: pipeline.stamp_snapshot(conn, t.name, run)
               for t in SNAPSHOTTED}
     conn.commit()
     return extras

@@ -6,9 +6,11 @@ import csv
 
 import pytest
 
-from streamflow import upsert
+from streamflow import stage
 from streamflow.errors import ContractViolation
 from streamflow.registry import TABLES, table
+from streamflow.run import RunMonth
+from streamflow_dev.run_month import run_month
 from tests.helpers import apply_file, live_hashes, load_month
 
 ROWS = 7043
@@ -88,14 +90,14 @@ def month_000_loaded(conn, seeds, tmp_path, monkeypatch):
     """month_000 loaded and stamped as a DAG run leaves it; the seeds dir a copy month_001 can be edited in."""
     import shutil
 
-    from streamflow import pipeline, snapshots
+    from streamflow import snapshots
 
     for month in ("month_000", "month_001"):
         shutil.copytree(seeds / month, tmp_path / "seeds" / month)
     monkeypatch.setenv("STREAMFLOW_SEEDS_DIR", str(tmp_path / "seeds"))
-    run = pipeline.month_of("month_000")
-    pipeline.load_month(conn, run, "test__month_000")
-    snapshots.stamp(conn, run["as_of"])
+    run = RunMonth.named("month_000", "test__month_000")
+    run_month(conn, run)
+    snapshots.stamp(conn, run.as_of)
     conn.commit()
     return tmp_path / "seeds"
 
@@ -114,10 +116,10 @@ def test_a_padded_key_in_a_later_month_is_refused_not_merged_into_the_known_user
     assert conn.execute("SELECT count(*) FROM users WHERE user_id = ANY(%s)", (list(known),)).fetchone()[0] == 2
     before = live_hashes(conn)
     conn.commit()
-    run = pipeline.month_of("month_001")
+    run = RunMonth.named("month_001", "test__padded_month_001")
 
     with pytest.raises(ContractViolation) as caught:
-        pipeline.stage_table(conn, table_name, run, "test__padded_month_001")
+        pipeline.stage_table(conn, table_name, run)
 
     assert_padded_refusal(caught.value, path, written)
     assert live_hashes(conn) == before
@@ -128,7 +130,7 @@ def test_a_padded_key_in_a_later_month_is_refused_not_merged_into_the_known_user
     conn.commit()
 
     path.write_bytes(original)
-    assert pipeline.stage_table(conn, table_name, run, "test__padded_month_001")["method"] == "copy"
+    assert pipeline.stage_table(conn, table_name, run)["method"] == "copy"
 
 
 def test_every_padded_key_is_counted_and_named_up_to_the_sample_limit(conn, seeds, tmp_path):
@@ -276,7 +278,7 @@ def test_staging_is_per_run_and_a_stale_one_is_dropped(conn, seeds):
     fresh, stale = staging.schema_for("manual__fresh"), staging.schema_for("manual__stale")
     assert fresh != stale
     for schema in (fresh, stale):
-        upsert.stage_file(conn, schema, table("users"), seeds / "month_000" / "users.csv")
+        stage.stage_file(conn, schema, table("users"), seeds / "month_000" / "users.csv")
     conn.execute(sql.SQL("UPDATE {} SET staged_at = now() - interval '25 hours'").format(
         staging.table_in(stale, staging.MANIFEST)))
     conn.commit()

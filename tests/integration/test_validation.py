@@ -16,7 +16,9 @@ import pytest
 
 from streamflow import validation
 from streamflow.registry import KEY, TABLES, TABLES_BY_NAME, USERS
+from streamflow.run import RunMonth
 from streamflow.validation import ValidationFailed
+from streamflow_dev.run_month import run_month
 from tests.helpers import load_month
 
 BETWEEN = "expect_column_values_to_be_between"
@@ -250,7 +252,7 @@ def test_validation_view_shows_the_failure_with_bound_reason_counts_and_samples(
     # The DAG run's view: every table validated in the run; a task that validates nothing links to it.
     whole_run = validation_view.fetch(conn, run["run_id"])
     assert {r["table_name"] for r in whole_run} == {USERS, table.name}
-    other = validation_view.render([], "ingest_month", run["run_id"], "upsert_users")
+    other = validation_view.render([], "ingest_month", run["run_id"], "stage_users")
     assert "validates no table" in other
     assert validation_view.view_path("ingest_month", run["run_id"]) in other
     assert pipeline.validation_summary(conn, run["run_id"]) == {
@@ -281,12 +283,12 @@ def january_published(conn, seeds, tmp_path, monkeypatch):
     """month_000 published and stamped; a tmp seeds dir holding it and a copy of month_001 to break."""
     import shutil
 
-    from streamflow import pipeline, snapshots
+    from streamflow import snapshots
 
     for month in ("month_000", "month_001"):
         shutil.copytree(seeds / month, tmp_path / month)
     monkeypatch.setenv("STREAMFLOW_SEEDS_DIR", str(tmp_path))
-    pipeline.load_month(conn, pipeline.month_of("month_000"), "test__january")
+    run_month(conn, RunMonth.named("month_000", "test__january"))
     snapshots.stamp(conn, "2024-01-31")
     conn.commit()
     return tmp_path
@@ -305,11 +307,11 @@ def negate_watch_hours(path, lines: range) -> dict[str, str]:
     return broken
 
 
-def stage_all(conn, month: dict, run_id: str) -> None:
+def stage_all(conn, month) -> None:
     from streamflow import pipeline
 
     for t in TABLES:
-        pipeline.stage_table(conn, t.name, month, run_id)
+        pipeline.stage_table(conn, t.name, month)
 
 
 def test_a_staged_month_failing_validation_keeps_every_failing_key_and_leaves_live_tables(conn, url, january_published):
@@ -318,14 +320,15 @@ def test_a_staged_month_failing_validation_keeps_every_failing_key_and_leaves_li
     from tests.helpers import live_hashes
 
     broken = negate_watch_hours(january_published / "month_001" / "usage_agg_30d.csv", range(2, 27))
-    month, run_id = pipeline.month_of("month_001"), "manual__bad_february"
+    run_id = "manual__bad_february"
+    month = RunMonth.named("month_001", run_id)
     before = live_hashes(conn)
     conn.commit()
-    stage_all(conn, month, run_id)
+    stage_all(conn, month)
 
     with pytest.raises(ValidationFailed, match="unexpected: 25 of 7043 rows"):
-        pipeline.validate_table(conn, url, "usage_agg_30d", month, run_id)
-    pipeline.validate_table(conn, url, USERS, month, run_id)  # the other tables pass
+        pipeline.validate_table(conn, url, "usage_agg_30d", month)
+    pipeline.validate_table(conn, url, USERS, month)  # the other tables pass
     # Each step leaves its connection idle: what it recorded is committed, not in a transaction left open.
     assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
 
@@ -350,11 +353,12 @@ def test_a_staged_user_without_a_row_fails_coverage_against_staged_and_live_rows
 
     users = january_published / "month_001" / "users.csv"
     users.write_text(users.read_text() + "NEW-0001,2024-02-10,Female,False,True,False\n")
-    month, run_id = pipeline.month_of("month_001"), "manual__new_user"
-    stage_all(conn, month, run_id)
+    run_id = "manual__new_user"
+    month = RunMonth.named("month_001", run_id)
+    stage_all(conn, month)
 
     with pytest.raises(ValidationFailed, match="every user has a labels row"):
-        pipeline.validate_table(conn, url, "labels", month, run_id)
+        pipeline.validate_table(conn, url, "labels", month)
 
     kept = conn.execute(
         "SELECT k.user_id, k.value FROM validation_failing_keys AS k JOIN validation_results AS r"

@@ -15,8 +15,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
-DAG_ID = "ingest_month"
-TRAINING_DAG_ID = "training_set"  # scheduled on the snapshot assets ingest_month updates
+from streamflow.ids import DAG_ID, TRAINING_DAG_ID
+
+__all__ = ["DAG_ID", "FINISHED", "TRAINING_DAG_ID", "Stack"]  # the ids: the stack's tests and __main__ read them here
+
 FINISHED = ("success", "failed")
 
 

@@ -1,7 +1,7 @@
 """Faults through real Airflow processes, on two generated months (test order matters: each test
 starts from the state the one before left).
 
-1. January's scheduled run: SIGKILL to the upsert task while its COPY streams and to the publish
+1. January's scheduled run: SIGKILL to the stage task while its COPY streams and to the publish
    task while it writes. The live and snapshot tables stay exactly as before the month, and
    Airflow's retry of each killed task converges to exactly the month.
 2. February's scheduled run, with a backfill over January (already loaded) beside it and the
@@ -73,7 +73,7 @@ def labels_of(path) -> dict[str, str]:
         return {user: label.lower() for user, label in (line.rstrip("\r\n").split(",") for line in file)}
 
 
-def test_killed_upsert_and_killed_publish_leave_the_month_out_then_the_retries_publish_it(fault_deployment):
+def test_killed_stage_and_killed_publish_leave_the_month_out_then_the_retries_publish_it(fault_deployment):
     deployment = fault_deployment
     empty = {name: 0 for name in counts(deployment.warehouse, "2024-01-31")}
     assert counts(deployment.warehouse, "2024-01-31") == empty
@@ -90,7 +90,7 @@ def test_killed_upsert_and_killed_publish_leave_the_month_out_then_the_retries_p
 
     run = wait_for_run(deployment, JANUARY_RUN)
     assert run["state"] == "success", failures(deployment, [run])
-    killed_tries = (tries(deployment, JANUARY_RUN, "upsert_users"), tries(deployment, JANUARY_RUN, "publish"))
+    killed_tries = (tries(deployment, JANUARY_RUN, "stage_users"), tries(deployment, JANUARY_RUN, "publish"))
     assert killed_tries == (2, 2)  # each killed once, retried
     # February's scheduled run starts as soon as January succeeds: only what it cannot change is read here.
     stamped = counts(deployment.warehouse, "2024-01-31")
@@ -121,7 +121,7 @@ def test_a_restart_and_a_backfill_over_january_while_february_runs_end_with_exac
     # While a table that depends on users streams: the users staged before it must survive the restart.
     _, cut = active_statement(deployment, f'COPY "{february_schema}".%', but_not_like=f'COPY "{february_schema}"."users"%')
     restart_warehouse(deployment, warehouse_server)
-    cut_task = "upsert_" + re.match(r'COPY "[^"]+"\."([^"]+)"', cut)[1]
+    cut_task = "stage_" + re.match(r'COPY "[^"]+"\."([^"]+)"', cut)[1]
     # The write was cut: the live tables hold January, nothing of February is in the ledger.
     live = counts(deployment.warehouse, "2024-01-31")
     assert {t.name: live[t.name] for t in TABLES} == {t.name: FAULT_USERS for t in TABLES}
@@ -143,7 +143,7 @@ def test_a_restart_and_a_backfill_over_january_while_february_runs_end_with_exac
 
     # The cut COPY failed with a connection error and Airflow retried it (bad input would fail at try 1).
     assert tries(deployment, FEBRUARY_RUN, cut_task) >= 2, cut
-    assert tries(deployment, FEBRUARY_RUN, "upsert_users") == 1  # staged before the restart, kept through it
+    assert tries(deployment, FEBRUARY_RUN, "stage_users") == 1  # staged before the restart, kept through it
     first_try = api_log(deployment, FEBRUARY_RUN, cut_task, 1)
     assert re.search(r"OperationalError|AdminShutdown|terminating connection", first_try), first_try[-3000:]
     assert "AirflowFailException" not in first_try

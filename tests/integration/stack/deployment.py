@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 ROWS = 7043
 JANUARY_RUN = "scheduled__2024-02-01T00:00:00+00:00"
 FEBRUARY_RUN = "scheduled__2024-03-01T00:00:00+00:00"
-#: wait_for_month, resolve_month, ensure_schema, one upsert and one validate per table, publish, one snapshot per
+#: wait_for_month, resolve_month, ensure_schema, one stage and one validate task per table, publish, one snapshot per
 #: snapshotted table.
 TASKS_PER_RUN = 4 + 2 * len(TABLES) + len(SNAPSHOTTED)
 FINISHED = ("success", "failed")

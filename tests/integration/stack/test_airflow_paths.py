@@ -217,8 +217,8 @@ def test_rest_trigger_is_checked_by_param_schema_and_no_time_travel(deployment, 
         users.write_bytes(original)
         rewrite_marker(marker.parent)
     assert run["state"] == "failed"
-    assert failed_tasks(deployment, run["run_id"]) == [("upsert_users", 1)]
-    assert "refusing to apply as_of 2024-01-31" in api_log(deployment, run["run_id"], "upsert_users", 1)
+    assert failed_tasks(deployment, run["run_id"]) == [("stage_users", 1)]
+    assert "refusing to apply as_of 2024-01-31" in api_log(deployment, run["run_id"], "stage_users", 1)
     assert all_hashes(deployment.warehouse) == before
 
 

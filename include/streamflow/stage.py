@@ -47,7 +47,7 @@ REPLAY = "replay"
 
 @dataclass(frozen=True)
 class StagedFile:
-    """What one upsert task staged, small enough for XCom and the staging manifest."""
+    """What one stage task staged, small enough for XCom and the staging manifest."""
 
     table: str
     file: str
@@ -90,7 +90,7 @@ def stage_file(conn: psycopg.Connection, schema: str, table: Table, path: Path, 
         if table.depends_on_users and staging.exists(conn, schema, USERS):
             # Without its users, the month's new users would be refused as unknown: blaming the file.
             if not staging.is_staged(conn, schema, USERS):
-                raise NotStaged(f"{schema}.{USERS} is empty ({staging.LOST}): clear the run's upsert tasks "
+                raise NotStaged(f"{schema}.{USERS} is empty ({staging.LOST}): clear the run's stage tasks "
                                 "(or the whole run) so they stage the month again")
             staged_users = staging.table_in(schema, USERS)
     with conn.transaction():
