@@ -177,32 +177,48 @@ def phase_course(args: dict) -> dict:
 
 
 def phase_validate(args: dict) -> dict:
-    """Every expectation suite on every row of the six live tables (GX inside PostgreSQL), then the
-    month-level audit the DAG adds to it: figures computed, kept (with the user_ids), judged against a
-    previous month (a user_id set of the same size is kept first, untimed, as the month before's)."""
+    """Validation as the DAG's `validate.<table>` tasks run it, on month_001 staged in a run's schema
+    (`pipeline.stage_table`, untimed, in a database of its own): every expectation suite on every
+    staged row (GX inside PostgreSQL; `row_rules_s`), then the month-level audit the DAG adds to it
+    (`figures_s`): figures computed, kept with the user set, judged against a previous month.
+
+    On the staged tables, not the live ones: those have had a month MERGEd over them, half their
+    row versions dead, which the DAG never validates.
+    """
     t0 = time.perf_counter()
     import great_expectations  # noqa: F401 - imported once, timed apart from the validation itself
+    import psycopg
 
+    from streamflow import pipeline
     from streamflow.registry import TABLES
+    from streamflow.run import RunMonth
     from streamflow.validation import run_suite
 
     import_s = time.perf_counter() - t0
+    folder = Path(args["folder"])
+    os.environ["STREAMFLOW_SEEDS_DIR"] = str(folder.parent)
+    run = RunMonth.named(folder.name, f"bench__validate__{uuid.uuid4().hex[:8]}")
+    with psycopg.connect(args["conninfo"], autocommit=True) as conn:
+        for table in TABLES:
+            pipeline.stage_table(conn, table.name, run)
+        with contextlib.suppress(psycopg.Error):  # not a superuser on BENCH_DSN: measure without
+            conn.execute("CHECKPOINT")  # the staging's writes flushed before the timing starts
     per_table, failed = {}, []
     started = time.perf_counter()
     for table in TABLES:
         t1 = time.perf_counter()
-        outcomes = run_suite(args["url"], table)
+        outcomes = run_suite(args["url"], table, run.staging_schema, run.as_of)
         failed += [f"{o.table}: {o.expectation} {o.column or ''} {o.error or ''}" for o in outcomes if not o.success]
         per_table[table.name] = {"s": time.perf_counter() - t1, "expectations": len(outcomes),
                                  "rows": max((o.element_count or 0) for o in outcomes)}
     row_rules_s = time.perf_counter() - started
-    figures_s = _month_figures(args["conninfo"], per_table) if args.get("conninfo") else None
+    figures_s = _month_figures(args["conninfo"], per_table, run) if args.get("figures", True) else None
     return {"s": row_rules_s, "import_s": import_s, "tables": per_table, "failed": failed,
             "rows": sum(t["rows"] for t in per_table.values()), "figures_s": figures_s}
 
 
-def _month_figures(conninfo: str, per_table: dict) -> float:
-    """Seconds of `pipeline.audit_figures`' work on the six live tables: compute, keep, judge.
+def _month_figures(conninfo: str, per_table: dict, run) -> float:
+    """Seconds of `pipeline.audit_figures`' work on the six staged tables: compute, keep, judge.
 
     The month before is kept first, untimed: each table's user_ids but one in twenty (so the users
     kept are counted by a real join, not found equal), as that month's run would have kept them.
@@ -210,13 +226,13 @@ def _month_figures(conninfo: str, per_table: dict) -> float:
     import psycopg
     from psycopg import sql
 
-    from streamflow import history, metrics, user_sets
+    from streamflow import history, metrics, staging, user_sets
     from streamflow.registry import KEY, TABLES
 
-    as_of, run = "2024-02-29", {"run_id": "bench__figures", "month": "month_001", "as_of": "2024-02-29"}
     total = 0.0
     with psycopg.connect(conninfo) as conn:
         for table in TABLES:
+            batch = staging.table_in(run.staging_schema, table.name)
             with conn.transaction():
                 (user_set,) = conn.execute(sql.SQL(
                     "WITH previous AS (SELECT array_agg(h) AS hashes FROM (SELECT hashtextextended({}, 0) AS h FROM {})"
@@ -225,14 +241,13 @@ def _month_figures(conninfo: str, per_table: dict) -> float:
                     "          SELECT 'bench__previous', streamflow_user_set_fingerprint(hashes), '2024-01-31', hashes"
                     "          FROM previous ON CONFLICT DO NOTHING)"
                     " SELECT streamflow_user_set_fingerprint(hashes) FROM previous").format(
-                    sql.Identifier(KEY), sql.Identifier(table.name))).fetchone()
+                    sql.Identifier(KEY), batch)).fetchone()
             previous = user_sets.PreviousUsers("2024-01-31", "bench__previous", user_set)
-            live = sql.Identifier(table.name)
             t0 = time.perf_counter()
             with conn.transaction():
-                figures = metrics.compute(conn, table, live, as_of, run["run_id"], previous)
-                metrics.history(conn, table.name, as_of)
-                metrics.record(conn, run, figures)
+                figures = metrics.compute(conn, table, batch, run.as_of, run.run_id, previous)
+                metrics.history(conn, table.name, run.as_of)
+                metrics.record(conn, run.to_xcom(), figures)
             outcomes = history.evaluate(table, figures, [figures])
             per_table[table.name]["figures_s"] = time.perf_counter() - t0
             per_table[table.name]["checks"] = len(outcomes)
@@ -1290,17 +1305,20 @@ def main() -> int:
 
         server.checkpoint()
         timeout = os.environ.get("BENCH_VALIDATE_TIMEOUT") or "120s"
-        m["validate"] = phase("validation, six tables", "validate",
-                              {"url": with_options(upsert_db, f"-c statement_timeout={timeout}"),
-                               "conninfo": upsert_db.conninfo()}, env)
+        validate_db = server.database("validate")
+        m["validate"] = phase(f"validation, six tables, {NEXT} staged", "validate",
+                              {"url": with_options(validate_db, f"-c statement_timeout={timeout}"),
+                               "conninfo": validate_db.conninfo(), "folder": folder[NEXT]}, env)
         dag_parameters = {}
         if not m["validate"].ok:
             # Show why, then measure what validation (and the DAG) would take with memory enough for the plan.
             m["validate_reason"] = failure_reason(m["validate"])
             print(f"  validation failed: {m['validate_reason']}", flush=True)
             server.checkpoint()
+            retry_db = server.database("validate_retry")
             m["validate_more_memory"] = phase(f"validation, six tables, work_mem {VALIDATION_RETRY_WORK_MEM}", "validate", {
-                "url": with_options(upsert_db, f"-c statement_timeout={timeout} -c work_mem={VALIDATION_RETRY_WORK_MEM}")}, env)
+                "url": with_options(retry_db, f"-c statement_timeout={timeout} -c work_mem={VALIDATION_RETRY_WORK_MEM}"),
+                "conninfo": retry_db.conninfo(), "folder": folder[NEXT], "figures": False}, env)
             dag_parameters = {"work_mem": VALIDATION_RETRY_WORK_MEM}
         if args.months >= 3 and m["validate"].ok:
             history_db = server.database("history")
