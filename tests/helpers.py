@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -10,6 +11,47 @@ from streamflow.registry import TABLES
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# No sandbox: CI runs as root. The rest keeps a headless browser from calling home.
+CHROMIUM_ARGS = ["--no-sandbox", "--headless=new", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+# Page actions and expect() alike: a page of the loaded stack on 2 cores can take longer than
+# Playwright's 5 s (the runs table was still loading after 5 s once, with the host busy).
+BROWSER_TIMEOUT_MS = 60_000
+
+
+@contextlib.contextmanager
+def chromium():
+    """Debian's chromium through Playwright, headless, as every browser test drives it."""
+    from pathlib import Path
+
+    import pytest
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail("the browser tests need Debian's chromium: apt-get install --no-install-recommends chromium")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@contextlib.contextmanager
+def fresh_tab(browser):
+    """A new tab in a context of its own (own cookies and storage: nobody logged in), closed after."""
+    from playwright.sync_api import expect
+
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(BROWSER_TIMEOUT_MS)
+    expect.set_options(timeout=BROWSER_TIMEOUT_MS)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
 
 #: Data lines of a month's usage_agg_30d.csv that `copy_month_with_negative_watch_hours` breaks.
 BROKEN_ROWS = (10, 20, 30)

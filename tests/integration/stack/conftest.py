@@ -8,11 +8,11 @@ The browser is Debian's chromium driven by Playwright (its bundled driver, no br
 from __future__ import annotations
 
 import dataclasses
-import shutil
 
 import pytest
 
 from streamflow_dev.stack import DAG_ID, TRAINING_DAG_ID
+from tests.helpers import chromium, fresh_tab
 from tests.integration.stack.deployment import (
     dag_parsed,
     deployed,
@@ -70,31 +70,13 @@ def failed_validation_run(deployment, caught_up) -> dict:
     return wait_for_run(deployment, response.json()["dag_run_id"])
 
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-# No sandbox: CI runs as root. The rest keeps a headless browser from calling home.
-CHROMIUM_ARGS = ["--no-sandbox", "--headless=new", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-BROWSER_TIMEOUT_MS = 60_000
-
-
 @pytest.fixture(scope="package")
 def browser():
-    from pathlib import Path
-
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).exists():
-        pytest.fail("the browser tests need Debian's chromium: apt-get install --no-install-recommends chromium")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture
 def page(browser):
-    """A fresh browser tab (own cookies and storage), closed after the test."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    context.set_default_timeout(BROWSER_TIMEOUT_MS)
-    yield context.new_page()
-    context.close()
+    with fresh_tab(browser) as tab:
+        yield tab
