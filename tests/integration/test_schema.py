@@ -33,10 +33,20 @@ def test_snapshot_tables_match_the_registry(conn):
         assert columns_of(conn, t.snapshot_table) == expected, t.snapshot_table
 
 
-def test_schema_is_idempotent(conn):
+def test_a_second_setup_changes_neither_the_catalogue_nor_the_rows_nor_the_migration_record(conn):
     from streamflow.schema import apply_schema
+    from tests.integration.test_schema_migrations import catalogue
 
-    assert apply_schema(conn) == apply_schema(conn)
+    conn.execute("INSERT INTO users (user_id, user_gender) VALUES ('0001-KEEP', 'Female')")
+    conn.commit()
+    before = catalogue(conn)
+    record = conn.execute("SELECT filename, checksum, applied_at FROM schema_migrations ORDER BY filename").fetchall()
+    apply_schema(conn)
+    conn.commit()
+    assert catalogue(conn) == before
+    assert conn.execute("SELECT filename, checksum, applied_at FROM schema_migrations ORDER BY filename"
+                        ).fetchall() == record
+    assert conn.execute("SELECT user_id, user_gender FROM users").fetchall() == [("0001-KEEP", "Female")]
 
 
 def test_live_ddl_is_the_course_schema_verbatim():
