@@ -38,6 +38,7 @@ from dotenv import dotenv_values
 
 from streamflow.registry import SNAPSHOTTED, TABLES
 from tests.compose.conftest import ROOT, Compose, copy_checkout
+from tests.golden import CHURNERS, ROWS
 from tests.helpers import copy_month_with_negative_watch_hours, rewrite_marker
 
 if TYPE_CHECKING:
@@ -46,8 +47,6 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.compose
 
 DAG_ID = "ingest_month"
-ROWS = 7043
-CHURNERS = {"2024-01-31": 1869, "2024-02-29": 1701}
 PLAN_STREAM_TV_NULLS = 1526
 FINISHED = ("success", "failed")
 WAIT_S = 600

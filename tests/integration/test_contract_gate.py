@@ -32,10 +32,10 @@ from psycopg import sql
 
 from streamflow.errors import ContractViolation, MissingInput
 from streamflow.registry import KEY, TABLES, TABLES_BY_NAME, USERS, Table
+from tests.golden import ROWS
 from tests.helpers import apply_file, live_hashes, load_month, table_hash
 
 MONTH = "month_000"
-ROWS = 7043
 INJECTION = 'x"; DROP TABLE users; --'
 
 # --------------------------------------------------------------------------- file surgery

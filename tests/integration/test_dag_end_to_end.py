@@ -6,11 +6,11 @@ import pytest
 
 from streamflow.registry import SNAPSHOTTED, TABLES
 from streamflow_dev import checks
+from tests.golden import CHURNERS, FEBRUARY_CHURNERS, JANUARY_CHURNERS, ROWS
 from tests.helpers import live_hashes, rewrite_marker, table_hash
 
 pytestmark = pytest.mark.airflow
 
-ROWS = 7043
 
 
 def snapshot_hashes(conn) -> dict[str, str]:
@@ -34,7 +34,7 @@ def test_both_months_then_reruns(run_dag, conn):
     assert found["live"] == {t.name: ROWS for t in TABLES}
     assert found["snapshots"] == {t.snapshot_table: {"2024-01-31": ROWS, "2024-02-29": ROWS} for t in SNAPSHOTTED}
     assert found["as_of"] == ["2024-01-31", "2024-02-29"]
-    assert found["churners"] == {"2024-01-31": 1869, "2024-02-29": 1701}
+    assert found["churners"] == CHURNERS
     assert found["subscriptions_plan_stream_tv_null"] == 1526
     assert conn.execute("SELECT count(*) FROM subscriptions WHERE add_on_security IS NOT NULL").fetchone()[0] == 0
     passed = conn.execute("SELECT count(*) FILTER (WHERE success), count(*) FROM validation_results").fetchone()
@@ -42,8 +42,8 @@ def test_both_months_then_reruns(run_dag, conn):
     # The point-in-time view reads January's labels even though February is in.
     january = conn.execute("SELECT count(*), count(*) FILTER (WHERE churn_label), count(watch_hours_30d)"
                            " FROM training_set('2024-01-31')").fetchone()
-    assert january == (ROWS, 1869, ROWS)
-    assert conn.execute("SELECT count(*) FILTER (WHERE churn_label) FROM training_set('2024-02-29')").fetchone() == (1701,)
+    assert january == (ROWS, JANUARY_CHURNERS, ROWS)
+    assert conn.execute("SELECT count(*) FILTER (WHERE churn_label) FROM training_set('2024-02-29')").fetchone() == (FEBRUARY_CHURNERS,)
 
     # The latest month again, same files: nothing changes anywhere.
     before = {**live_hashes(conn), **snapshot_hashes(conn)}
@@ -108,7 +108,7 @@ def test_a_bad_month_fails_validation_and_stamps_nothing(run_dag, conn, seeds, t
     assert failed.returncode != 0
     log = failed.stdout + failed.stderr
     assert "FAILED usage_agg_30d.watch_hours_30d: expect_column_values_to_be_between" in log
-    assert "unexpected: 3 of 7043 rows" in log
+    assert f"unexpected: 3 of {ROWS} rows" in log
     for user in broken_users:
         assert user in log
     found = checks.collect(conn)
@@ -127,7 +127,7 @@ def test_a_bad_month_fails_validation_and_stamps_nothing(run_dag, conn, seeds, t
     rewrite_marker(usage.parent)
     assert_succeeded(run_dag("month_001", STREAMFLOW_SEEDS_DIR=str(tmp_path)))
     assert checks.collect(conn)["as_of"] == ["2024-01-31", "2024-02-29"]
-    assert conn.execute("SELECT count(*) FILTER (WHERE churn_label) FROM labels").fetchone() == (1701,)
+    assert conn.execute("SELECT count(*) FILTER (WHERE churn_label) FROM labels").fetchone() == (FEBRUARY_CHURNERS,)
     assert conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'streamflow_stage_%'").fetchone() == (1,)
 
 

@@ -24,9 +24,8 @@ from streamflow.run import RunMonth
 from streamflow_dev import feast
 from streamflow_dev.run_month import run_month
 from tests.conftest import ROOT, connect, drop_database, fresh_warehouse
+from tests.golden import CHURNERS, ROWS
 
-ROWS = 7043
-CHURNERS = {"2024-01-31": 1869, "2024-02-29": 1701}
 MONTH_ENDS = ["2024-01-31T00:00:00Z", "2024-02-29T00:00:00Z"]
 MID_MONTH = "2024-02-15T12:00:00Z (mid-month)"  # the check's default: the 15th, 12:00 UTC, of the latest month
 CHECK_TIMEOUT_S = 600

@@ -14,8 +14,7 @@ from streamflow import pipeline, snapshots, staging
 from streamflow.registry import TABLES
 from streamflow.run import RunMonth
 from streamflow_dev.run_month import run_month
-
-ROWS = 7043
+from tests.golden import ROWS
 
 
 def catalogue(conn) -> dict[str, list[tuple]]:

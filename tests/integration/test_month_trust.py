@@ -24,9 +24,9 @@ from streamflow.run import RunMonth
 from streamflow.validation import ValidationFailed
 from streamflow_dev.run_month import run_month
 from tests.conftest import ROOT, connect, fresh_warehouse
+from tests.golden import FEBRUARY_CHURNERS, JANUARY_CHURNERS, ROWS
 from tests.helpers import live_hashes, rewrite, table_hash
 
-ROWS = 7043
 FEBRUARY = "month_001"
 
 
@@ -230,7 +230,7 @@ def test_the_real_february_passes_every_check_against_the_real_january(trust_con
     assert {column for check, column in skipped if check == "single_value"} == {"avg_session_mins_7d"}
     churn = next(o for o in validated["labels"] if o["expectation_type"] == "mean_change")
     assert (round(churn["figures"]["previous"], 4), round(churn["figures"]["this"], 4)) == (
-        round(1869 / ROWS, 4), round(1701 / ROWS, 4))
+        round(JANUARY_CHURNERS / ROWS, 4), round(FEBRUARY_CHURNERS / ROWS, 4))
     left = next(o for o in validated[USERS] if o["expectation_type"] == "users_left")
     assert (left["figures"]["this"], left["figures"]["previous_as_of"]) == (0, None)
 
@@ -345,7 +345,7 @@ def test_a_date_after_the_months_as_of_fails_before_publish(trust_conn, trust_ur
         stage_and_validate(trust_conn, trust_url, month, tables=[TABLES[0]])
     message = refused["message"]
     assert 'FAILED users.signup_date: expect_column_values_to_be_between {"max_value": "2024-02-29"}' in message
-    assert "unexpected: 2 of 7043 rows" in message
+    assert f"unexpected: 2 of {ROWS} rows" in message
     assert "2024-03-01" in message
     assert "2031-07-04" in message
 
@@ -422,7 +422,7 @@ def test_a_churn_rate_shift_fails_and_an_accepted_run_publishes_it_recorded_in_t
     publish_validated(conn, url, FEBRUARY, "manual__churn_accepted", accept=accepted.accept)
 
     assert conn.execute("SELECT count(*) FILTER (WHERE churn_label) FROM labels_snapshots WHERE as_of = '2024-02-29'"
-                        ).fetchone() == (1701 + 1500,)
+                        ).fetchone() == (FEBRUARY_CHURNERS + 1500,)
     assert conn.execute(
         "SELECT DISTINCT accepted_checks FROM ingestion_ledger WHERE run_id = 'manual__churn_accepted'").fetchall() == [
         (["labels.mean_change.churn_label"],)]
@@ -456,13 +456,13 @@ def test_a_warn_level_check_is_recorded_and_logged_and_the_month_publishes(conn,
     summary = pipeline.validation_summary(conn, "manual__churn_warned")
     assert (summary["failed"], summary["warnings"]) == (0, 1)
     assert conn.execute("SELECT count(*) FILTER (WHERE churn_label) FROM labels WHERE user_id IS NOT NULL"
-                        ).fetchone() == (1701 + 1500,)
+                        ).fetchone() == (FEBRUARY_CHURNERS + 1500,)
     assert conn.execute(
         "SELECT success, severity FROM validation_results WHERE run_id = 'manual__churn_warned'"
         " AND expectation_type = 'mean_change' AND table_name = 'labels'").fetchone() == (False, "warn")
     history = metrics.history(conn, "labels", "2024-03-31")
     assert [m.as_of for m in history] == ["2024-01-31", "2024-02-29"]
-    assert round(history[-1].columns["churn_label"].mean, 4) == round((1701 + 1500) / ROWS, 4)
+    assert round(history[-1].columns["churn_label"].mean, 4) == round((FEBRUARY_CHURNERS + 1500) / ROWS, 4)
 
 
 def test_a_rerun_whose_users_file_is_a_replay_covers_this_months_users_not_every_live_one(conn, january_alone):

@@ -11,9 +11,8 @@ from streamflow.errors import ContractViolation
 from streamflow.registry import TABLES, table
 from streamflow.run import RunMonth
 from streamflow_dev.run_month import run_month
+from tests.golden import FEBRUARY_CHURNERS, ROWS
 from tests.helpers import apply_file, live_hashes, load_month
-
-ROWS = 7043
 
 
 def test_first_month_lands_every_row(conn, seeds):
@@ -234,14 +233,14 @@ def test_next_month_updates_only_what_changed(conn, seeds):
     # users.csv and subscriptions.csv are byte-identical between the months; labels flip for 2652 users.
     assert (results["users"].updated, results["subscriptions"].updated) == (0, 0)
     assert (results["labels"].updated, results["labels"].unchanged) == (2652, ROWS - 2652)
-    assert conn.execute("SELECT count(*) FROM labels WHERE churn_label").fetchone()[0] == 1701
+    assert conn.execute("SELECT count(*) FROM labels WHERE churn_label").fetchone()[0] == FEBRUARY_CHURNERS
 
 
 def test_a_changed_file_updates_exactly_the_changed_rows(conn, seeds, tmp_path):
     load_month(conn, seeds, "month_000")
     lines = (seeds / "month_000" / "usage_agg_30d.csv").read_text().splitlines(keepends=True)
     changed_users = []
-    for index in (1, 500, 7043):  # first, middle and last data line
+    for index in (1, 500, ROWS):  # first, middle and last data line
         fields = lines[index].rstrip("\n").split(",")
         fields[4] = str(int(fields[4]) + 1)  # skips_7d
         changed_users.append(fields[0])

@@ -19,6 +19,7 @@ from streamflow.registry import KEY, TABLES, TABLES_BY_NAME, USERS
 from streamflow.run import RunMonth
 from streamflow.validation import ValidationFailed
 from streamflow_dev.run_month import run_month
+from tests.golden import ROWS
 from tests.helpers import load_month
 
 BETWEEN = "expect_column_values_to_be_between"
@@ -241,7 +242,7 @@ def test_validation_view_shows_the_failure_with_bound_reason_counts_and_samples(
     failing_row = page[page.index("<tr class='fail'>"):]
     failing_row = failing_row[:failing_row.index("</tr>")]
     assert BETWEEN in failing_row
-    assert "3 of 7043 rows" in failing_row
+    assert f"3 of {ROWS} rows" in failing_row
     assert "max_value=720, min_value=0" in failing_row
     assert (spec["kwargs"]["min_value"], spec["kwargs"]["max_value"]) == (0, 720)
     assert html.escape(spec["why"], quote=True) in failing_row
@@ -326,7 +327,7 @@ def test_a_staged_month_failing_validation_keeps_every_failing_key_and_leaves_li
     conn.commit()
     stage_all(conn, month)
 
-    with pytest.raises(ValidationFailed, match="unexpected: 25 of 7043 rows"):
+    with pytest.raises(ValidationFailed, match=f"unexpected: 25 of {ROWS} rows"):
         pipeline.validate_table(conn, url, "usage_agg_30d", month)
     pipeline.validate_table(conn, url, USERS, month)  # the other tables pass
     # Each step leaves its connection idle: what it recorded is committed, not in a transaction left open.

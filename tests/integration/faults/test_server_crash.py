@@ -20,9 +20,9 @@ from streamflow.schema import apply_schema
 from streamflow_dev import pgserver
 from streamflow_dev.run_month import run_month
 from tests.conftest import connect, embedded_server
+from tests.golden import ROWS
 
 RUN = "test__crash"
-ROWS = 7043
 
 
 def test_a_crash_empties_the_staging_the_next_tasks_say_so_and_change_nothing_a_rerun_publishes(seeds):

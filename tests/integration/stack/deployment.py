@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     import httpx
     import psycopg
 
-ROWS = 7043
 JANUARY_RUN = "scheduled__2024-02-01T00:00:00+00:00"
 FEBRUARY_RUN = "scheduled__2024-03-01T00:00:00+00:00"
 #: wait_for_month, resolve_month, ensure_schema, one stage and one validate task per table, publish, one snapshot per

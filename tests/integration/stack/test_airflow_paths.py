@@ -28,13 +28,13 @@ from streamflow import training
 from streamflow.registry import SNAPSHOTTED, TABLES
 from streamflow_dev import checks
 from streamflow_dev.stack import DAG_ID, TRAINING_DAG_ID
+from tests.golden import CHURNERS, ROWS
 from tests.helpers import rewrite_marker
 from tests.integration.stack.deployment import (
     BLANKED_COLUMN,
     FEBRUARY_RUN,
     FINISHED,
     JANUARY_RUN,
-    ROWS,
     TASKS_PER_RUN,
     all_hashes,
     api_log,
@@ -52,7 +52,6 @@ from tests.integration.stack.deployment import (
 
 pytestmark = pytest.mark.airflow
 
-CHURNERS = {"2024-01-31": 1869, "2024-02-29": 1701}
 
 
 # ------------------------------------------------------------------------------------------- tests
@@ -269,7 +268,7 @@ def test_failed_validation_is_named_in_the_task_log_and_builds_no_training_set(d
 
     log = api_log(deployment, run["run_id"], "validate.usage_agg_30d", 1)
     assert "FAILED usage_agg_30d.watch_hours_30d: expect_column_values_to_be_between" in log
-    assert "unexpected: 3 of 7043 rows" in log
+    assert f"unexpected: 3 of {ROWS} rows" in log
     # The month-level damage: half of unique_devices_30d blank, against January's and February's 0.
     assert f"FAILED usage_agg_30d.{BLANKED_COLUMN}: null fraction against the previous month" in log
     assert "null_fraction: this month 0.5001 (as_of 2024-03-31), previous month 0 (as_of 2024-02-29)" in log

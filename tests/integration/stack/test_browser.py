@@ -12,7 +12,8 @@ from urllib.parse import quote
 import pytest
 
 from streamflow_dev.stack import DAG_ID
-from tests.integration.stack.deployment import BLANKED_COLUMN, ROWS, usage_verdict
+from tests.golden import ROWS
+from tests.integration.stack.deployment import BLANKED_COLUMN, usage_verdict
 
 pytestmark = pytest.mark.airflow
 
