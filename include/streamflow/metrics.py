@@ -10,7 +10,6 @@ with the figures of the months published before it.
 
 from __future__ import annotations
 
-import decimal
 import json
 import math
 from dataclasses import dataclass, field
@@ -70,8 +69,9 @@ def compute(conn: psycopg.Connection, table: Table, batch: sql.Composable, as_of
             previous: user_sets.PreviousUsers | None) -> TableMetrics:
     """The figures of `batch` (a staged table of `table`'s shape): two scans, and a join per user set.
 
-    One scan for what needs no grouping (rows, each boolean's counts, the fingerprint of the user
-    set), one grouping-sets scan for every other column (`_grouped_figures`), and the users joined,
+    One scan for what needs no grouping (rows, the fingerprint of the user set, each boolean's
+    counts, every other column's min, max, mean and deviation), one grouping-sets scan for the
+    other columns' distinct counts and frequencies (`_distinct_values`), and the users joined,
     left and kept against the previous month's set (`user_sets`: the six files of a month usually
     hold the same users, and then share one kept set and one count).
 
@@ -88,20 +88,41 @@ def compute(conn: psycopg.Connection, table: Table, batch: sql.Composable, as_of
     from psycopg import sql
 
     measured = [c for c in table.columns if c.name != KEY]
-    flags = [c for c in measured if c.pg_type == "boolean"]
     user_hash = sql.SQL("hashtextextended({}, 0)").format(sql.Identifier(KEY))
-    # The scan for what needs no grouping: rows, the user set's fingerprint, each boolean's counts.
+    # One scan (parallel) for what needs no grouping: rows, the user set's fingerprint, each
+    # boolean's counts, and every other column's non-NULL count, min, max, mean and deviation.
     aggregates: list[sql.Composable] = [
         sql.SQL("count(*)"), sql.SQL("coalesce(bit_xor({0}), 0)").format(user_hash),
         sql.SQL("coalesce(bit_xor(hashint8extended({0}, 1)), 0)").format(user_hash)]
-    for column in flags:
-        aggregates += [sql.SQL("count({})").format(sql.Identifier(column.name)),
-                       sql.SQL("count(*) FILTER (WHERE {})").format(sql.Identifier(column.name))]
+    for column in measured:
+        value = sql.Identifier(column.name)
+        aggregates.append(sql.SQL("count({})").format(value))
+        if column.pg_type == "boolean":
+            aggregates.append(sql.SQL("count(*) FILTER (WHERE {})").format(value))
+            continue
+        collate = sql.SQL(' COLLATE "C"') if column.pg_type == "text" else sql.SQL("")
+        aggregates += [sql.SQL("min({}{})::text").format(value, collate),
+                       sql.SQL("max({}{})::text").format(value, collate)]
+        if column.pg_type in _NUMBERS:
+            # In float8: NUMERIC arithmetic costs twice the scan, and a figure needs no exact decimal.
+            aggregates += [sql.SQL("avg({}::float8)").format(value), sql.SQL("stddev_samp({}::float8)").format(value)]
     row = conn.execute(sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(aggregates), batch)).fetchone()
-    rows, user_set, counts = row[0], user_sets.fingerprint(*row[:3]), iter(row[3:])
-    columns = {column.name: _flag_figures(rows, next(counts), next(counts)) for column in flags}
-    columns |= _grouped_figures(conn, batch, rows, [c for c in measured if c.pg_type != "boolean"])
-    columns = {c.name: columns[c.name] for c in measured}  # in the registry's order
+    rows, user_set, cells = row[0], user_sets.fingerprint(*row[:3]), iter(row[3:])
+    values = _distinct_values(conn, batch, [c for c in measured if c.pg_type != "boolean"])
+    columns: dict[str, ColumnMetrics] = {}
+    for column in measured:
+        non_null = next(cells)
+        if column.pg_type == "boolean":
+            columns[column.name] = _flag_figures(rows, non_null, next(cells))
+            continue
+        low, high = next(cells), next(cells)
+        mean, stddev = (next(cells), next(cells)) if column.pg_type in _NUMBERS else (None, None)
+        if stddev is not None and low == high:
+            stddev = 0.0  # one value: exactly none, where float8 sums leave ~1e-12
+        distinct, frequencies = values[column.name]
+        columns[column.name] = ColumnMetrics(
+            null_fraction=(1 - non_null / rows) if rows else None, distinct_count=distinct, min_value=low,
+            max_value=high, mean=mean, stddev=stddev, frequencies=frequencies)
     joined = left = kept = None
     user_sets.keep(conn, run_id, as_of, user_set, batch)
     if previous is not None:
@@ -126,13 +147,13 @@ def _flag_figures(rows: int, non_null: int, true: int) -> ColumnMetrics:
                          mean=mean, stddev=stddev, frequencies=frequencies)
 
 
-def _grouped_figures(conn: psycopg.Connection, batch: sql.Composable, rows: int, measured: list
-                     ) -> dict[str, ColumnMetrics]:
-    """The figures of the columns other than booleans, in one scan: GROUP BY GROUPING SETS, one set per
-    column, gives each column's values with their rows; its null count, distinct count, min and max,
-    mean and standard deviation (numbers: exact NUMERIC sums over the groups, a few thousand rows
-    for a month's features, not a second scan), and, for a text column of at most FREQUENCY_LIMIT
-    values, {value: rows} (NULL as "null") come from those groups."""
+def _distinct_values(conn: psycopg.Connection, batch: sql.Composable, measured: list
+                     ) -> dict[str, tuple[int, dict[str, int] | None]]:
+    """{column: (distinct non-NULL values, {value: rows} for a text column of at most FREQUENCY_LIMIT
+    values, NULL as "null")}, in one scan: GROUP BY GROUPING SETS, one set per column (a hash per
+    column, not a sort per column as count(DISTINCT) would be). Only the counts are taken over the
+    groups: a feature with a million values has a million groups, and a figure summed over them
+    costs as much again as the scan (min, max and means come from the aggregate scan instead)."""
     from psycopg import sql
 
     if not measured:
@@ -148,45 +169,20 @@ def _grouped_figures(conn: psycopg.Connection, batch: sql.Composable, rows: int,
     # Only the counted columns' values are written as text: the rest need no text at all.
     value = sql.SQL("coalesce({})").format(sql.SQL(", ").join(
         sql.SQL("{}::text").format(sql.Identifier(c.name)) for c in counted)) if counted else sql.SQL("NULL::text")
-    # Each column's own figures over the groups (NULL in every other column's groups). The sums are
-    # NUMERIC, exact: the variance from them, (S2 - S1^2/n) / (n - 1), loses nothing to cancellation.
-    figures: list[sql.Composable] = []
-    for column in measured:
-        name = sql.Identifier(column.name)
-        collate = sql.SQL(' COLLATE "C"') if column.pg_type == "text" else sql.SQL("")
-        figures += [sql.SQL("min({}{})::text").format(name, collate), sql.SQL("max({}{})::text").format(name, collate)]
-        if column.pg_type in _NUMBERS:
-            figures += [sql.SQL("sum({}::numeric * rows)").format(name),
-                        sql.SQL("sum({0}::numeric * {0}::numeric * rows)").format(name)]
     query = sql.SQL(
-        "SELECT which, sum(rows) FILTER (WHERE NOT value_is_null), count(*) FILTER (WHERE NOT value_is_null),"
-        " jsonb_object_agg(coalesce(value, 'null'), rows) FILTER (WHERE which = ANY(%s::int[])), {figures}"
-        " FROM (SELECT GROUPING({names}) AS which, {is_null} AS value_is_null, {value} AS value, {names},"
-        "              count(*) AS rows"
+        "SELECT which, count(*) FILTER (WHERE NOT value_is_null),"
+        " jsonb_object_agg(coalesce(value, 'null'), rows) FILTER (WHERE which = ANY(%s::int[]))"
+        " FROM (SELECT GROUPING({names}) AS which, {is_null} AS value_is_null, {value} AS value, count(*) AS rows"
         "       FROM {batch} GROUP BY GROUPING SETS ({sets})) AS groups GROUP BY which"
     ).format(names=sql.SQL(", ").join(names), is_null=is_null, value=value, batch=batch,
-             figures=sql.SQL(", ").join(figures), sets=sql.SQL(", ").join(sql.SQL("({})").format(n) for n in names))
-    found = {row[0]: row[1:] for row in conn.execute(query, ([mask[c.name] for c in counted],)).fetchall()}
-    result, at = {}, 3  # each column's figures start after (non_null, distinct, frequencies)
+             sets=sql.SQL(", ").join(sql.SQL("({})").format(name) for name in names))
+    found = {which: (distinct, frequencies) for which, distinct, frequencies in conn.execute(
+        query, ([mask[c.name] for c in counted],)).fetchall()}
+    result = {}
     for column in measured:
-        row = found.get(mask[column.name])  # none: an empty batch
-        non_null, distinct, frequencies = (int(row[0] or 0), row[1], row[2]) if row else (0, 0, None)
-        low, high = (row[at], row[at + 1]) if row else (None, None)
-        mean = stddev = None
-        if column.pg_type in _NUMBERS:
-            total, squares = (row[at + 2], row[at + 3]) if row else (None, None)
-            if non_null:
-                mean = float(total / non_null)
-            if non_null > 1:
-                with decimal.localcontext() as exact:
-                    exact.prec = 60  # S1^2 of a million values carries more digits than the default 28
-                    stddev = math.sqrt(float((squares - total * total / non_null) / (non_null - 1)))
-            at += 2
-        at += 2
+        distinct, frequencies = found.get(mask[column.name], (0, None))
         keep = frequencies is not None and len(frequencies) <= FREQUENCY_LIMIT
-        result[column.name] = ColumnMetrics(
-            null_fraction=(1 - non_null / rows) if rows else None, distinct_count=distinct, min_value=low,
-            max_value=high, mean=mean, stddev=stddev, frequencies=dict(sorted(frequencies.items())) if keep else None)
+        result[column.name] = (distinct, dict(sorted(frequencies.items())) if keep else None)
     return result
 
 
