@@ -36,6 +36,7 @@ from urllib.parse import quote
 import pytest
 from dotenv import dotenv_values
 
+from streamflow.ids import DAG_ID, TRAINING_DAG_ID
 from streamflow.registry import SNAPSHOTTED, TABLES
 from tests.compose.conftest import ROOT, Compose, copy_checkout
 from tests.golden import CHURNERS, ROWS
@@ -46,7 +47,6 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.compose
 
-DAG_ID = "ingest_month"
 PLAN_STREAM_TV_NULLS = 1526
 FINISHED = ("success", "failed")
 WAIT_S = 600
@@ -57,7 +57,7 @@ LOG_SERVER_ERRORS = ("Could not read served logs", "the same 'secret_key'")
 SERVED_LOG_SOURCE = ":8793/log/"  # the log server of the container running the task (a log "source" line)
 # A DAG the stack leaves paused (only ingest_month is unpaused): a run triggered there stays queued,
 # so the op's triggers cost no work and change nothing the other tests read.
-PAUSED_DAG_ID = "training_set"
+PAUSED_DAG_ID = TRAINING_DAG_ID
 
 
 @pytest.fixture(scope="module")
