@@ -15,8 +15,9 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from streamflow import user_sets
+from streamflow import queries, user_sets
 from streamflow.registry import KEY, Table
+from streamflow.stage import WORK_MEM
 
 if TYPE_CHECKING:
     import psycopg
@@ -87,6 +88,9 @@ def compute(conn: psycopg.Connection, table: Table, batch: sql.Composable, as_of
     """
     from psycopg import sql
 
+    # For this transaction: a million-valued feature's groups, and the join of two user sets, fit in
+    # memory (at the default 4MB both spill to disk: a sort of the column, a batched hash join).
+    conn.execute("SELECT set_config('work_mem', %s, true)", (WORK_MEM,))
     measured = [c for c in table.columns if c.name != KEY]
     user_hash = sql.SQL("hashtextextended({}, 0)").format(sql.Identifier(KEY))
     # One scan (parallel) for what needs no grouping: rows, the user set's fingerprint, each
@@ -169,15 +173,11 @@ def _distinct_values(conn: psycopg.Connection, batch: sql.Composable, measured: 
     # Only the counted columns' values are written as text: the rest need no text at all.
     value = sql.SQL("coalesce({})").format(sql.SQL(", ").join(
         sql.SQL("{}::text").format(sql.Identifier(c.name)) for c in counted)) if counted else sql.SQL("NULL::text")
-    query = sql.SQL(
-        "SELECT which, count(*) FILTER (WHERE NOT value_is_null),"
-        " jsonb_object_agg(coalesce(value, 'null'), rows) FILTER (WHERE which = ANY(%s::int[]))"
-        " FROM (SELECT GROUPING({names}) AS which, {is_null} AS value_is_null, {value} AS value, count(*) AS rows"
-        "       FROM {batch} GROUP BY GROUPING SETS ({sets})) AS groups GROUP BY which"
-    ).format(names=sql.SQL(", ").join(names), is_null=is_null, value=value, batch=batch,
-             sets=sql.SQL(", ").join(sql.SQL("({})").format(name) for name in names))
+    query = queries.template("distinct_values").format(
+        names=sql.SQL(", ").join(names), is_null=is_null, value=value, batch=batch,
+        sets=sql.SQL(", ").join(sql.SQL("({})").format(name) for name in names))
     found = {which: (distinct, frequencies) for which, distinct, frequencies in conn.execute(
-        query, ([mask[c.name] for c in counted],)).fetchall()}
+        query, {"counted": [mask[c.name] for c in counted]}).fetchall()}
     result = {}
     for column in measured:
         distinct, frequencies = found.get(mask[column.name], (0, None))
@@ -222,12 +222,8 @@ def history(conn: psycopg.Connection, table_name: str, as_of: str, months: int =
     from psycopg.rows import dict_row
 
     with conn.cursor(row_factory=dict_row) as cursor:
-        rows = cursor.execute(
-            "SELECT p.as_of::text AS as_of, m.column_name, m.rows, m.null_fraction, m.distinct_count, m.min_value,"
-            " m.max_value, m.mean, m.stddev, m.frequencies, m.users_joined, m.users_left, m.users_kept,"
-            " m.previous_as_of::text AS previous_as_of FROM streamflow_published_runs(%s, %s::date, %s) AS p"
-            " JOIN validation_metrics AS m ON m.run_id = p.run_id AND m.table_name = %s"
-            " ORDER BY p.as_of, m.column_name NULLS FIRST", (table_name, as_of, months, table_name)).fetchall()
+        rows = cursor.execute(queries.text("metrics_history"),
+                              {"table_name": table_name, "as_of": as_of, "months": months}).fetchall()
     found: dict[str, TableMetrics] = {}
     for row in rows:
         if row["column_name"] is None:

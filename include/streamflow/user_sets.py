@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from streamflow import queries
 from streamflow.registry import KEY
 
 if TYPE_CHECKING:
@@ -48,35 +49,26 @@ def keep(conn: psycopg.Connection, run_id: str, as_of: str, user_set: str, batch
     conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"streamflow_user_set:{run_id}:{user_set}",))
     if conn.execute("SELECT FROM validation_user_sets WHERE run_id = %s AND fingerprint = %s",
                     (run_id, user_set)).fetchone() is None:
-        conn.execute(sql.SQL("INSERT INTO validation_user_sets (run_id, fingerprint, as_of, user_hashes)"
-                             " SELECT %s, %s, %s, coalesce(array_agg(hashtextextended({}, 0)), '{{}}') FROM {}").format(
-            sql.Identifier(KEY), batch), (run_id, user_set, as_of))
+        conn.execute(queries.template("user_set_keep").format(key=sql.Identifier(KEY), batch=batch),
+                     {"run_id": run_id, "fingerprint": user_set, "as_of": as_of})
 
 
 def users_kept(conn: psycopg.Connection, run_id: str, user_set: str, previous: PreviousUsers) -> int:
     """How many of the set's users are in the previous month's: counted by a file of the run with the
     same users and the same previous set, or by one hash join of the two kept sets."""
-    found = conn.execute(
-        "SELECT m.users_kept FROM validation_keysets AS k JOIN validation_metrics AS m USING (run_id, table_name)"
-        " WHERE k.run_id = %s AND k.fingerprint = %s AND k.previous_fingerprint = %s AND m.column_name IS NULL"
-        " AND m.users_kept IS NOT NULL LIMIT 1", (run_id, user_set, previous.user_set)).fetchone()
+    found = conn.execute(queries.text("users_kept_counted"), {
+        "run_id": run_id, "fingerprint": user_set, "previous_fingerprint": previous.user_set}).fetchone()
     if found is not None:
         return found[0]
-    kept_set = "(SELECT user_hashes FROM validation_user_sets WHERE run_id = %s AND fingerprint = %s)"
-    (kept,) = conn.execute(
-        f"SELECT count(*) FROM unnest({kept_set}) AS this_month (h) JOIN unnest({kept_set}) AS previous (h) USING (h)",
-        (run_id, user_set, previous.run_id, previous.user_set)).fetchone()
+    (kept,) = conn.execute(queries.text("users_kept_join"), {
+        "run_id": run_id, "fingerprint": user_set, "previous_run_id": previous.run_id,
+        "previous_fingerprint": previous.user_set}).fetchone()
     return kept
 
 
 def previous_users(conn: psycopg.Connection, table_name: str, as_of: str) -> PreviousUsers | None:
     """The user set the month before `as_of` was published from, for `table_name`; None without one."""
-    row = conn.execute(
-        "SELECT p.as_of::text, p.run_id, k.fingerprint FROM streamflow_published_runs(%s, %s::date, 1) AS p"
-        " JOIN validation_keysets AS k ON k.run_id = p.run_id AND k.table_name = %s"
-        " WHERE EXISTS (SELECT FROM validation_user_sets AS s"
-        "               WHERE s.run_id = k.run_id AND s.fingerprint = k.fingerprint)",
-        (table_name, as_of, table_name)).fetchone()
+    row = conn.execute(queries.text("previous_users"), {"table_name": table_name, "as_of": as_of}).fetchone()
     return None if row is None else PreviousUsers(*row)
 
 
