@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from streamflow import queries
 from streamflow.registry import KEY, USERS, Table
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ def diagnose(conn: psycopg.Connection, table: Table, columns: list[str],
     trimmed_key = cell(KEY)
     problems: list[str] = []
 
-    def sampled(query: sql.Composable, params: tuple = ()) -> tuple[int, list[tuple]]:
+    def sampled(query: sql.Composable, params: tuple | dict = ()) -> tuple[int, list[tuple]]:
         rows = conn.execute(sql.SQL("SELECT *, count(*) OVER () FROM ({}) AS found ORDER BY 1 LIMIT {}").format(
             query, sql.Literal(SAMPLE_LIMIT)), params).fetchall()
         return (rows[0][-1] if rows else 0), [row[:-1] for row in rows]
@@ -78,19 +79,12 @@ def diagnose(conn: psycopg.Connection, table: Table, columns: list[str],
         pg_type = table.column(name).pg_type
         if pg_type == "text":
             continue
-        value = cell(name)
-        iso = sql.SQL(" OR {} !~ {}").format(value, sql.Literal(ISO_DATE)) if pg_type == "date" else sql.SQL("")
-        count, rows = sampled(sql.SQL(
-            "SELECT line_no + 1, {column} FROM {raw} WHERE {value} IS NOT NULL"
-            " AND (NOT pg_input_is_valid({value}, %s){iso})"
-        ).format(column=sql.Identifier(name), raw=raw, value=value, iso=iso), (pg_type,))
+        count, rows = sampled(queries.template("diagnosis_invalid_values").format(column=sql.Identifier(name), raw=raw),
+                              {"pg_type": pg_type, "iso_date": ISO_DATE})
         if count:
             kind = f"{pg_type} (YYYY-MM-DD)" if pg_type == "date" else pg_type
             problems.append(f'column "{name}": {count} value(s) that are not a valid {kind}: {describe(rows)}')
-    count, rows = sampled(sql.SQL(
-        "SELECT min(line_no) + 1, {trimmed}, string_agg((line_no + 1)::text, ', ' ORDER BY line_no) "
-        "FROM {raw} WHERE {trimmed} IS NOT NULL GROUP BY {trimmed} HAVING count(*) > 1"
-    ).format(trimmed=trimmed_key, raw=raw))
+    count, rows = sampled(queries.template("diagnosis_duplicated_keys").format(key=key, raw=raw))
     if count:
         listed = "; ".join(f"{user!r} on lines {lines}" for _, user, lines in rows)
         problems.append(f'column "{KEY}": {count} duplicated user_id(s): {listed}')

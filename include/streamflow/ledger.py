@@ -13,6 +13,7 @@ import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from streamflow import queries
 from streamflow.errors import OutOfOrderMonth
 from streamflow.registry import SNAPSHOTTED, TABLES
 
@@ -55,10 +56,7 @@ def last_loaded(conn: psycopg.Connection, month: str, table_name: str) -> dict |
     from psycopg.rows import dict_row
 
     with conn.cursor(row_factory=dict_row) as cursor:
-        return cursor.execute(
-            "SELECT file_sha256, rows_in_file, absent_columns FROM ingestion_ledger"
-            " WHERE month = %s AND table_name = %s AND status = 'loaded' ORDER BY id DESC LIMIT 1",
-            (month, table_name)).fetchone()
+        return cursor.execute(queries.text("ledger_last_loaded"), {"month": month, "table_name": table_name}).fetchone()
 
 
 def replay_of(conn: psycopg.Connection, month: str, table_name: str,
@@ -78,9 +76,7 @@ def replay_of(conn: psycopg.Connection, month: str, table_name: str,
 
 def published_already(conn: psycopg.Connection, run_id: str) -> dict | None:
     """The run's published tables from the ledger, when all six are there; None otherwise."""
-    rows = conn.execute(
-        "SELECT DISTINCT ON (table_name) table_name, rows_in_file, inserted, updated, unchanged, status"
-        " FROM ingestion_ledger WHERE run_id = %s ORDER BY table_name, id DESC", (run_id,)).fetchall()
+    rows = conn.execute(queries.text("ledger_run_last_rows"), {"run_id": run_id}).fetchall()
     done = {name: {"table": name, "rows": total, "inserted": inserted, "updated": updated, "unchanged": unchanged,
                    "method": "replay" if status == "replayed" else "published", "status": status}
             for name, total, inserted, updated, unchanged, status in rows if status in ("loaded", "replayed")}

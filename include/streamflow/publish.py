@@ -20,36 +20,19 @@ import logging
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
-from streamflow import staging
+from streamflow import queries, staging
 from streamflow.registry import DEPENDENT_TABLES, KEY, TABLES, USERS, Table
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
     import psycopg
+    from psycopg import sql
 
 log = logging.getLogger(__name__)
 
 #: The keys of the six live tables that sql/001 declares: (table, kind, referenced table); every key is on user_id.
 DECLARED_KEYS = frozenset({(t.name, "p", None) for t in TABLES} | {(t.name, "f", USERS) for t in DEPENDENT_TABLES})
-
-#: Every primary, unique, foreign and exclusion key on or referencing the six live tables. `plain`: a
-#: single-column key on user_id, referencing user_id, NO ACTION, MATCH SIMPLE, not deferrable, validated;
-#: `owned`: we may ALTER the table.
-KEYS_QUERY = """
-SELECT c.conname, c.conrelid::regclass::text, c.contype, nullif(c.confrelid, 0)::regclass::text AS referenced,
-       c.conkey = ARRAY[a.attnum] AND a.attname = %(key)s
-         AND (c.contype <> 'f' OR (c.confkey = ARRAY[r.attnum] AND r.attname = %(key)s
-              AND c.confupdtype = 'a' AND c.confdeltype = 'a' AND c.confmatchtype = 's'))
-         AND NOT c.condeferrable AND c.convalidated AS plain,
-       pg_has_role(t.relowner, 'USAGE') AS owned
-FROM pg_constraint c
-JOIN pg_class t ON t.oid = c.conrelid
-LEFT JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
-LEFT JOIN pg_attribute r ON r.attrelid = c.confrelid AND r.attnum = c.confkey[1]
-WHERE c.contype IN ('p', 'u', 'f', 'x')
-  AND (c.conrelid = ANY(%(tables)s::regclass[]) OR c.confrelid = ANY(%(tables)s::regclass[]))
-"""
 
 
 @dataclass(frozen=True)
@@ -108,7 +91,7 @@ def keys_built_after_a_first_load(conn: psycopg.Connection) -> Iterator[None]:
         return
     conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
         sql.SQL(", ").join(map(sql.Identifier, names))))
-    keys = conn.execute(KEYS_QUERY, {"key": KEY, "tables": names}).fetchall()
+    keys = conn.execute(queries.text("publish_live_table_keys"), {"key": KEY, "tables": names}).fetchall()
     if ({(table_name, kind, referenced) for _, table_name, kind, referenced, _, _ in keys} != DECLARED_KEYS
             or not all(plain and owned for *_, plain, owned in keys)):
         log.info("first load: the live tables' keys are not those sql/001 declares, so they are kept row by row")
@@ -128,21 +111,21 @@ def keys_built_after_a_first_load(conn: psycopg.Connection) -> Iterator[None]:
             sql.Identifier(table_name), sql.Identifier(name), definition))
 
 
-def merge_statement(table: Table, columns: list[str], source):
-    """`MERGE INTO live USING staged ... WHEN MATCHED AND IS DISTINCT FROM ... WHEN NOT MATCHED`."""
+def merge_statement(table: Table, columns: list[str], source: sql.Composable) -> sql.Composed:
+    """`sql/queries/publish_merge.sql` for the file's `columns`, from `source` (the staged table) into `table`.
+
+    A file that carried the key alone has nothing to update: `publish_merge_new_keys.sql` only inserts.
+    """
     from psycopg import sql
 
     def listed(names: list[str], alias: str | None = None) -> sql.Composable:
         return sql.SQL(", ").join(sql.Identifier(alias, n) if alias else sql.Identifier(n) for n in names)
 
     non_key = [c for c in columns if c != KEY]
-    when_matched = sql.SQL("")
-    if non_key:
-        when_matched = sql.SQL(
-            "WHEN MATCHED AND ({current}) IS DISTINCT FROM ({staged}) THEN UPDATE SET ({names}) = ROW({staged}) "
-        ).format(current=listed(non_key, "live"), staged=listed(non_key, "staged"), names=listed(non_key))
-    return sql.SQL(
-        "MERGE INTO {target} AS live USING {source} AS staged ON live.{key} = staged.{key} "
-        "{when_matched}WHEN NOT MATCHED THEN INSERT ({names}) VALUES ({values})"
-    ).format(target=sql.Identifier(table.name), source=source, key=sql.Identifier(KEY), when_matched=when_matched,
-             names=listed(columns), values=listed(columns, "staged"))
+    identifiers = {"live_table": sql.Identifier(table.name), "staged_table": source, "key": sql.Identifier(KEY),
+                   "columns": listed(columns), "staged_columns": listed(columns, "staged")}
+    if not non_key:
+        return queries.template("publish_merge_new_keys").format(**identifiers)
+    return queries.template("publish_merge").format(
+        **identifiers, non_key_columns=listed(non_key), live_non_key_columns=listed(non_key, "live"),
+        staged_non_key_columns=listed(non_key, "staged"))

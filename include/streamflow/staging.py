@@ -11,7 +11,7 @@ import hashlib
 import re
 from typing import TYPE_CHECKING
 
-from streamflow.settings import SQL_DIR
+from streamflow import queries
 
 if TYPE_CHECKING:
     import psycopg
@@ -20,7 +20,6 @@ if TYPE_CHECKING:
 SCHEMA_PREFIX = "streamflow_stage_"
 _SCHEMA_NAME = re.compile(rf"^{SCHEMA_PREFIX}[0-9a-f]{{16}}$")
 MANIFEST = "staged_files"
-MANIFEST_DDL = SQL_DIR / "queries" / "staging_manifest.sql"
 MANIFEST_COLUMNS = ("table_name", "month", "run_id", "file_path", "file_sha256", "rows_in_file", "columns",
                     "absent_columns", "method")
 # Parallel stage tasks may create the schema at once: CREATE ... IF NOT EXISTS races on the catalog.
@@ -51,11 +50,13 @@ def ensure(conn: psycopg.Connection, schema: str) -> None:
     from psycopg import sql
 
     conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (_CREATE_LOCK,))
-    conn.execute(sql.SQL(MANIFEST_DDL.read_text(encoding="utf-8")).format(schema=sql.Identifier(checked(schema))))
+    conn.execute(queries.template("staging_manifest").format(schema=sql.Identifier(checked(schema))))
 
 
 def exists(conn: psycopg.Connection, schema: str, table: str = MANIFEST) -> bool:
-    return conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f'"{checked(schema)}"."{table}"',)).fetchone()[0]
+    # to_regclass reads a name as SQL writes it: quoted by psycopg, as every identifier is.
+    name = table_in(schema, table).as_string(conn)
+    return conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()[0]
 
 
 #: Why a run's staging can be gone though its stage tasks succeeded.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from streamflow import queries
 from streamflow.errors import DataError
 from streamflow.registry import SNAPSHOTTED
 
@@ -81,9 +82,7 @@ def build(conn: psycopg.Connection, as_of: str, run_id: str) -> dict:
 
     try:
         with conn.transaction():
-            row = conn.execute(
-                "SELECT as_of::text, snapshot_as_of::text, rows, churners, content_md5, run_id"
-                " FROM streamflow_build_training_examples(%s::date, %s)", (as_of, run_id)).fetchone()
+            row = conn.execute(queries.text("training_build_examples"), {"as_of": as_of, "run_id": run_id}).fetchone()
     except psycopg.errors.RaiseException as error:
         raise TrainingSetRefused(f"{error.diag.message_primary}; {error.diag.message_hint}") from None
     manifest = dict(zip(("as_of", "snapshot_as_of", "rows", "churners", "content_md5", "run_id"), row, strict=True))
