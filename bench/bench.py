@@ -247,7 +247,7 @@ def _month_figures(conninfo: str, per_table: dict, run) -> float:
             with conn.transaction():
                 figures = metrics.compute(conn, table, batch, run.as_of, run.run_id, previous)
                 metrics.history(conn, table.name, run.as_of)
-                metrics.record(conn, run.to_xcom(), figures)
+                metrics.record(conn, run, figures)
             outcomes = history.evaluate(table, figures, [figures])
             per_table[table.name]["figures_s"] = time.perf_counter() - t0
             per_table[table.name]["checks"] = len(outcomes)

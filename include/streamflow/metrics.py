@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     import psycopg
     from psycopg import sql
 
+    from streamflow.run import RunMonth
+
 #: Value frequencies are kept for text and boolean columns with at most this many values.
 FREQUENCY_LIMIT = 50
 #: How many published months back a check may look (the trailing window of z-scores, the trend chart).
@@ -189,17 +191,17 @@ def _distinct_values(conn: psycopg.Connection, batch: sql.Composable, measured: 
 _STORED = ("null_fraction", "distinct_count", "min_value", "max_value", "mean", "stddev", "frequencies")
 
 
-def record(conn: psycopg.Connection, run: dict[str, str], metrics: TableMetrics) -> None:
+def record(conn: psycopg.Connection, run: RunMonth, metrics: TableMetrics) -> None:
     """Keep a run's figures of one table and which user set it holds (a re-validation replaces them)."""
     from psycopg import sql
 
     with conn.transaction():
         for stored in ("validation_metrics", "validation_keysets"):
             conn.execute(sql.SQL("DELETE FROM {} WHERE run_id = %s AND table_name = %s").format(
-                sql.Identifier(stored)), (run["run_id"], metrics.table))
+                sql.Identifier(stored)), (run.run_id, metrics.table))
         header = ("run_id", "month", "as_of", "table_name", "column_name", "rows", *_STORED,
                   "users_joined", "users_left", "users_kept", "previous_as_of")
-        base = (run["run_id"], run["month"], run["as_of"], metrics.table)
+        base = (run.run_id, run.month, run.as_of, metrics.table)
         table_row = (*base, None, metrics.rows, *([None] * len(_STORED)), metrics.users_joined, metrics.users_left,
                      metrics.users_kept, metrics.previous_as_of)
         column_rows = [(*base, name, metrics.rows, *(_cell(getattr(figures, f)) for f in _STORED),
@@ -208,9 +210,9 @@ def record(conn: psycopg.Connection, run: dict[str, str], metrics: TableMetrics)
             cursor.executemany(sql.SQL("INSERT INTO validation_metrics ({}) VALUES ({})").format(
                 sql.SQL(", ").join(map(sql.Identifier, header)), sql.SQL(", ").join(sql.Placeholder() * len(header))),
                 [table_row, *column_rows])
-        conn.execute("INSERT INTO validation_keysets (run_id, as_of, table_name, fingerprint, previous_fingerprint)"
-                     " VALUES (%s, %s, %s, %s, %s)", (run["run_id"], run["as_of"], metrics.table, metrics.user_set,
-                                                      metrics.previous_user_set))
+        conn.execute(queries.text("validation_keyset_record"), {
+            "run_id": run.run_id, "as_of": run.as_of, "table_name": metrics.table, "fingerprint": metrics.user_set,
+            "previous_fingerprint": metrics.previous_user_set})
 
 
 def _cell(value: Any) -> Any:

@@ -171,7 +171,7 @@ def audit_figures(conn: psycopg.Connection, table_name: str, run: RunMonth) -> l
         figures = metrics.compute(conn, source, batch, run.as_of, run.run_id,
                                   user_sets.previous_users(conn, table_name, run.as_of))
         earlier = metrics.history(conn, table_name, run.as_of)
-        metrics.record(conn, run.to_xcom(), figures)
+        metrics.record(conn, run, figures)
     return history.evaluate(source, figures, earlier, run.accept)
 
 

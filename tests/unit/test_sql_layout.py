@@ -54,7 +54,7 @@ def test_the_stamp_leaves_no_placeholder_and_binds_its_values(table):
 PACKAGE = Path(streamflow.__file__).parent
 #: Modules whose multi-line SQL is being moved to sql/queries/ in branches not merged yet (issue 21):
 #: each leaves this list when its queries are in files.
-NOT_YET_IN_FILES = {"validation", "validation_view", "stage", "pipeline", "metrics", "user_sets", "history"}
+NOT_YET_IN_FILES = {"validation", "validation_view", "stage", "pipeline", "history"}
 STATEMENT = re.compile(r"\s*(SELECT|INSERT|UPDATE|DELETE|MERGE|WITH|CREATE|ALTER|DROP|LOCK|COPY)\b")
 
 
