@@ -333,7 +333,8 @@ def phase_history(args: dict) -> dict:
         server = server_cpu() if server_cpu else None
         return None if server is None else time.process_time() + server
 
-    def timed_month(folder: Path, run_id: str) -> dict[str, float]:
+    def measured_month(folder: Path, run_id: str) -> dict[str, float]:
+        """`timed_month` with the month's CPU (bench process + server) next to its seconds."""
         before = cpu_s()
         steps = timed_month(conn, args["url"], folder, run_id)
         after = cpu_s()
@@ -344,8 +345,8 @@ def phase_history(args: dict) -> dict:
     with psycopg.connect(args["conninfo"], autocommit=True) as conn:
         for index in range(args["months"]):
             folder = data / f"month_{index:03d}"
-            first = timed_month(folder, f"bench__{folder.name}")
-            again = timed_month(folder, f"bench__{folder.name}__again")
+            first = measured_month(folder, f"bench__{folder.name}")
+            again = measured_month(folder, f"bench__{folder.name}__again")
             per_month.append({"month": folder.name, "first": first, "again": again})
             print(f"    {folder.name}: " + "  ".join(
                 f"{label} load {steps['load']:5.2f} validate {steps['validate']:5.2f} stamp {steps['stamp']:5.2f}"
