@@ -1,6 +1,6 @@
 # StreamFlow ingest image: the official Airflow image plus the project's pinned runtime dependencies.
 # The tag must name the same Airflow version as the apache-airflow pin in requirements.txt and the
-# Python the venv uses (3.11); tests/dags/test_compose.py fails when they drift apart.
+# Python the venv uses (3.11); tests/dags/test_compose_image.py fails when they drift apart.
 FROM apache/airflow:3.3.2-python3.11
 
 # The official image expects pip to run as the airflow user (its packages live in that user's

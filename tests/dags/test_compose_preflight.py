@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.dags.test_compose import COMPOSE_FILE, PREFLIGHT_SERVICE, ROOT, compose_config
+from tests.dags.compose_files import COMPOSE_FILE, PREFLIGHT_SERVICE, ROOT, compose_config
 
 PREFLIGHT = ROOT / "docker" / "compose_preflight.py"
 GENERATOR = ROOT / "tools" / "compose_secrets.py"
