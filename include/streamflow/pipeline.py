@@ -31,6 +31,7 @@ from streamflow import (
     staging,
     user_sets,
     validation,
+    validation_outcomes,
     validation_view,
 )
 from streamflow.errors import DataError, MissingInput, NotStaged
@@ -151,15 +152,15 @@ def validate_table(conn: psycopg.Connection, sqlalchemy_url: str, table_name: st
         return {"table": table_name, "view": None, "outcomes": [], "replay": True}
     outcomes = validation.run_suite(sqlalchemy_url, table(table_name), schema, run.as_of)
     outcomes += audit_figures(conn, table_name, run)
-    validation.record_outcomes(conn, run.to_xcom(), outcomes)
+    validation_outcomes.record_outcomes(conn, run.to_xcom(), outcomes)
     task_id = f"{ids.VALIDATE_TASK_PREFIX}{table_name}"
     view = settings.ui_url() + validation_view.view_path(dag_id, run.run_id, task_id)
-    log.info("%s\nValidation view: %s", validation.summarise(outcomes), view)
-    validation.raise_if_failed(outcomes)
-    return {"table": table_name, "view": view, "outcomes": validation.outcomes_as_dicts(outcomes)}
+    log.info("%s\nValidation view: %s", validation_outcomes.summarise(outcomes), view)
+    validation_outcomes.raise_if_failed(outcomes)
+    return {"table": table_name, "view": view, "outcomes": validation_outcomes.outcomes_as_dicts(outcomes)}
 
 
-def audit_figures(conn: psycopg.Connection, table_name: str, run: RunMonth) -> list[validation.Outcome]:
+def audit_figures(conn: psycopg.Connection, table_name: str, run: RunMonth) -> list[validation_outcomes.Outcome]:
     """The month-level audit of one staged table: compute its figures (`validation_metrics`, kept
     with its user_ids for the next month) and judge them against the months published before.
 
