@@ -25,6 +25,7 @@ from streamflow import (
     metrics,
     months,
     publish,
+    queries,
     settings,
     snapshots,
     stage,
@@ -271,11 +272,7 @@ def stamp_snapshot(conn: psycopg.Connection, table_name: str, run: RunMonth) -> 
 def validation_summary(conn: psycopg.Connection, run_id: str) -> dict:
     """The run's validation as counts: the latest outcome of each table (a cleared task validates again);
     `failed` blocked the publish, `warnings` did not (severity warn, or accepted by the run)."""
-    tables, expectations, passed, warnings = conn.execute(
-        "SELECT count(DISTINCT table_name), count(*), count(*) FILTER (WHERE success),"
-        " count(*) FILTER (WHERE NOT success AND severity = 'warn') FROM validation_results AS v"
-        " WHERE run_id = %s AND validated_at = (SELECT max(validated_at) FROM validation_results AS w"
-        "                                       WHERE w.run_id = v.run_id AND w.table_name = v.table_name)",
-        (run_id,)).fetchone()
+    tables, expectations, passed, warnings = conn.execute(queries.text("run_validation_counts"),
+                                                          {"run_id": run_id}).fetchone()
     return {"tables": tables, "expectations": expectations, "passed": passed,
             "failed": expectations - passed - warnings, "warnings": warnings}
