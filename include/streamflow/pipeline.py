@@ -25,12 +25,14 @@ from streamflow import (
     metrics,
     months,
     publish,
+    queries,
     settings,
     snapshots,
     stage,
     staging,
     user_sets,
     validation,
+    validation_outcomes,
     validation_view,
 )
 from streamflow.errors import DataError, MissingInput, NotStaged
@@ -151,15 +153,15 @@ def validate_table(conn: psycopg.Connection, sqlalchemy_url: str, table_name: st
         return {"table": table_name, "view": None, "outcomes": [], "replay": True}
     outcomes = validation.run_suite(sqlalchemy_url, table(table_name), schema, run.as_of)
     outcomes += audit_figures(conn, table_name, run)
-    validation.record_outcomes(conn, run.to_xcom(), outcomes)
+    validation_outcomes.record_outcomes(conn, run.to_xcom(), outcomes)
     task_id = f"{ids.VALIDATE_TASK_PREFIX}{table_name}"
     view = settings.ui_url() + validation_view.view_path(dag_id, run.run_id, task_id)
-    log.info("%s\nValidation view: %s", validation.summarise(outcomes), view)
-    validation.raise_if_failed(outcomes)
-    return {"table": table_name, "view": view, "outcomes": validation.outcomes_as_dicts(outcomes)}
+    log.info("%s\nValidation view: %s", validation_outcomes.summarise(outcomes), view)
+    validation_outcomes.raise_if_failed(outcomes)
+    return {"table": table_name, "view": view, "outcomes": validation_outcomes.outcomes_as_dicts(outcomes)}
 
 
-def audit_figures(conn: psycopg.Connection, table_name: str, run: RunMonth) -> list[validation.Outcome]:
+def audit_figures(conn: psycopg.Connection, table_name: str, run: RunMonth) -> list[validation_outcomes.Outcome]:
     """The month-level audit of one staged table: compute its figures (`validation_metrics`, kept
     with its user_ids for the next month) and judge them against the months published before.
 
@@ -270,11 +272,7 @@ def stamp_snapshot(conn: psycopg.Connection, table_name: str, run: RunMonth) -> 
 def validation_summary(conn: psycopg.Connection, run_id: str) -> dict:
     """The run's validation as counts: the latest outcome of each table (a cleared task validates again);
     `failed` blocked the publish, `warnings` did not (severity warn, or accepted by the run)."""
-    tables, expectations, passed, warnings = conn.execute(
-        "SELECT count(DISTINCT table_name), count(*), count(*) FILTER (WHERE success),"
-        " count(*) FILTER (WHERE NOT success AND severity = 'warn') FROM validation_results AS v"
-        " WHERE run_id = %s AND validated_at = (SELECT max(validated_at) FROM validation_results AS w"
-        "                                       WHERE w.run_id = v.run_id AND w.table_name = v.table_name)",
-        (run_id,)).fetchone()
+    tables, expectations, passed, warnings = conn.execute(queries.text("run_validation_counts"),
+                                                          {"run_id": run_id}).fetchone()
     return {"tables": tables, "expectations": expectations, "passed": passed,
             "failed": expectations - passed - warnings, "warnings": warnings}

@@ -7,13 +7,13 @@ The live tables are not touched here (the publish step applies the whole month a
    floor of what PostgreSQL can load. Kept only where the result is what step 3 would give
    (dates written YYYY-MM-DD, keys not padded, every user known); anything else rolls back to a
    savepoint and step 3 decides, so a bad file gets one and the same diagnosis.
-3. The checked path: the body is streamed as text into a TEMP table (with the line number),
-   then cast into the staging table. A row that breaks the contract (bad type, a date not
-   YYYY-MM-DD, blank, padded or duplicated key, a user neither live nor staged for the month) is
-   described, every offending line of it (`streamflow.diagnosis`), and nothing is staged.
+3. The checked path (`streamflow.checked_copy`): the body is streamed as text into a TEMP table
+   (with the line number), then cast into the staging table. A row that breaks the contract (bad
+   type, a date not YYYY-MM-DD, blank, padded or duplicated key, a user neither live nor staged for
+   the month) is described, every offending line of it (`streamflow.diagnosis`), and nothing is staged.
 
-Optional columns the file does not carry are filled from the live rows, so that validation
-sees each row as the publish will leave it.
+Optional columns the file does not carry are filled from the live rows (`streamflow.staged_table`),
+so that validation sees each row as the publish will leave it.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ import re
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
-from streamflow import staging
-from streamflow.copy_stream import copy_problem, is_data_error, stream_body
-from streamflow.diagnosis import ISO_DATE, RAW, diagnose, padded_key_filter, unknown_user_filter
-from streamflow.errors import ContractViolation, NotStaged
+from streamflow import checked_copy, staged_table, staging
+from streamflow.copy_stream import is_data_error, stream_body
+from streamflow.diagnosis import ISO_DATE, unknown_user_filter
+from streamflow.errors import NotStaged
 from streamflow.header import read_header
 from streamflow.registry import KEY, USERS, Table
 
@@ -95,15 +95,16 @@ def stage_file(conn: psycopg.Connection, schema: str, table: Table, path: Path, 
             staged_users = staging.table_in(schema, USERS)
     with conn.transaction():
         conn.execute("SELECT set_config('work_mem', %s, true)", (WORK_MEM,))
-        _create_staged_table(conn, table, target)
+        staged_table.create(conn, table, target)
         copied = _copy_typed(conn, table, path, header_bytes, columns, target, staged_users)
         method = "copy"
         if copied is None:
-            copied, method = _copy_checked(conn, table, path, header_bytes, columns, target, staged_users), "checked"
+            copied = checked_copy.stage_as_text(conn, table, path, header_bytes, columns, target, staged_users)
+            method = "checked"
         sha256, rows = copied
         absent = absent_columns(table, columns)
         if absent:
-            _fill_from_live(conn, table, target, absent)
+            staged_table.fill_from_live(conn, table, target, absent)
         result = StagedFile(table=table.name, file=str(path), sha256=sha256, rows=rows, columns=tuple(columns),
                             absent_columns=absent, method=method)
         _record(conn, schema, result, month, run_id)
@@ -123,8 +124,8 @@ def stage_replay(conn: psycopg.Connection, schema: str, table: Table, path: Path
     with conn.transaction():
         staging.ensure(conn, schema)
         staging.forget(conn, schema, table.name)
-        _create_staged_table(conn, table, target)
-        _add_staged_key(conn, target)
+        staged_table.create(conn, table, target)
+        staged_table.add_key(conn, target)
         result = StagedFile(table=table.name, file=str(path), sha256=loaded["file_sha256"],
                             rows=loaded["rows_in_file"], columns=tuple(columns),
                             absent_columns=tuple(loaded["absent_columns"] or ()), method=REPLAY)
@@ -142,29 +143,8 @@ def _record(conn: psycopg.Connection, schema: str, staged: StagedFile, month: st
                                   "method": staged.method})
 
 
-def _create_staged_table(conn: psycopg.Connection, table: Table, target: sql.Identifier) -> None:
-    """The typed UNLOGGED staging table, keyless until its rows are in (`_add_staged_key`)."""
-    from psycopg import sql
-
-    conn.execute(sql.SQL("CREATE UNLOGGED TABLE {} ({})").format(
-        target, sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(c.pg_type))
-                                   for c in table.columns)))
-
-
-def _add_staged_key(conn: psycopg.Connection, target: sql.Identifier) -> None:
-    """Key the staged rows by user_id, as the live table is: one sorted index build, not an index
-    insert per row; a blank or duplicated user_id fails it (a data error)."""
-    from psycopg import sql
-
-    conn.execute(sql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({})").format(target, sql.Identifier(KEY)))
-
-
 class _NotEquivalent(Exception):
     """The typed COPY would not give what the checked path gives: roll it back."""
-
-
-class _BreaksContract(Exception):
-    """Rows the casts and the staging key take but the contract refuses (a padded key, an unknown user)."""
 
 
 def _copy_typed(conn: psycopg.Connection, table: Table, path: Path, header_bytes: int, columns: list[str],
@@ -198,7 +178,7 @@ def _copy_typed(conn: psycopg.Connection, table: Table, path: Path, header_bytes
             sha256, rows = stream_body(conn, path, header_bytes, target, columns, force_null=True)
             if rows == 0 or (iso_rows is not None and iso_rows.result() != rows):
                 raise _NotEquivalent  # empty, a date not YYYY-MM-DD, or a file csv reads otherwise
-            _add_staged_key(conn, target)
+            staged_table.add_key(conn, target)
             if conn.execute(sql.SQL("SELECT EXISTS (SELECT FROM {} AS staged WHERE {})").format(
                     target, doubtful)).fetchone()[0]:
                 raise _NotEquivalent
@@ -234,76 +214,3 @@ def _rows_if_dates_are_iso(path: Path, width: int, dates: list[int]) -> int | No
     except (UnicodeDecodeError, csv.Error):
         return None
     return rows
-
-
-def _copy_checked(conn: psycopg.Connection, table: Table, path: Path, header_bytes: int, columns: list[str],
-                  target: sql.Identifier, staged_users: sql.Identifier | None) -> tuple[str, int]:
-    """Stage the file as text, cast it into the staging table; return sha256 and rows, or refuse it."""
-    import psycopg
-    from psycopg import sql
-
-    raw = sql.Identifier(RAW)
-    conn.execute(sql.SQL(
-        "CREATE TEMP TABLE {raw} (line_no bigint GENERATED ALWAYS AS IDENTITY, {columns}) ON COMMIT DROP"
-    ).format(raw=raw, columns=sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(c)) for c in columns)))
-    try:
-        sha256, rows = stream_body(conn, path, header_bytes, raw, columns)
-    except psycopg.Error as error:
-        raise ContractViolation(path, [copy_problem(error, path, columns)]) from None
-    if rows == 0:
-        raise ContractViolation(path, ["line 2: file has a header but no data rows"])
-    # Checked on the text as written: the casts trim the key, after which " 7590-VHVEG" would
-    # pass for "7590-VHVEG".
-    padded = sql.SQL("SELECT EXISTS (SELECT FROM {} WHERE {})").format(raw, padded_key_filter(sql.Identifier(KEY)))
-    unknown = sql.SQL("SELECT EXISTS (SELECT FROM {} AS staged WHERE {})").format(
-        target, unknown_user_filter(sql.Identifier("staged", KEY), staged_users))
-    try:
-        with conn.transaction():
-            if conn.execute(padded).fetchone()[0]:
-                raise _BreaksContract
-            conn.execute(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(
-                target, sql.SQL(", ").join(map(sql.Identifier, columns)), _casts(table, columns), raw))
-            _add_staged_key(conn, target)
-            if table.depends_on_users and conn.execute(unknown).fetchone()[0]:
-                raise _BreaksContract
-    except (psycopg.Error, _BreaksContract) as error:
-        if isinstance(error, psycopg.Error) and not is_data_error(error):
-            raise
-        problems = diagnose(conn, table, columns, staged_users)
-        if not problems and isinstance(error, psycopg.Error):
-            problems = [f"rejected by PostgreSQL: {error.diag.message_primary}"]
-        raise ContractViolation(path, problems) from None
-    # ON COMMIT DROP covers a plain transaction; this covers a caller's enclosing one.
-    conn.execute(sql.SQL("DROP TABLE {}").format(raw))
-    return sha256, rows
-
-
-def _casts(table: Table, columns: list[str]) -> sql.Composable:
-    """The raw text cells as typed values: trimmed, blank as NULL, dates only as YYYY-MM-DD.
-
-    The key is trimmed too, so that a whitespace-only one is NULL and the staging key refuses it
-    (a padded one never gets here: `_copy_checked` refuses it first)."""
-    from psycopg import sql
-
-    def cast(name: str) -> sql.Composable:
-        column = table.column(name)
-        value = sql.Identifier(name)
-        if name == KEY or column.pg_type != "text":
-            value = sql.SQL("btrim({})").format(value)
-        if column.pg_type == "date":  # anything but YYYY-MM-DD becomes an invalid date: the cast fails
-            value = sql.SQL("CASE WHEN {v} ~ {iso} THEN {v} ELSE 'not YYYY-MM-DD: ' || {v} END").format(
-                v=value, iso=sql.Literal(ISO_DATE))
-        return sql.SQL("NULLIF({}, '')::{}").format(value, sql.SQL(column.pg_type))
-
-    return sql.SQL(", ").join(cast(c) for c in columns)
-
-
-def _fill_from_live(conn: psycopg.Connection, table: Table, target: sql.Identifier, absent: tuple[str, ...]) -> None:
-    """Give the columns a file does not carry their live values (what the publish leaves there)."""
-    from psycopg import sql
-
-    names = sql.SQL(", ").join(map(sql.Identifier, absent))
-    conn.execute(sql.SQL("UPDATE {target} AS staged SET ({names}) = ROW({values}) FROM {live} AS live "
-                         "WHERE live.{key} = staged.{key}").format(
-        target=target, names=names, values=sql.SQL(", ").join(sql.Identifier("live", c) for c in absent),
-        live=sql.Identifier(table.name), key=sql.Identifier(KEY)))

@@ -4,24 +4,37 @@ Suites are data: `expectations.yml` (per-table rules, each with its reason) plus
 registry implies for every table (`registry_expectations`). The same file declares the checks
 against history (`check:` entries, run by `streamflow.history`, not by GX). GX runs them through its SQL
 datasource, so every row is checked by the database; no sample is pulled into Python.
-`great_expectations` is imported inside `run_suite` only: importing it costs seconds.
+`great_expectations` is imported inside `run_suite` only: importing it costs seconds. What an
+outcome is, how the log tells it and where it is kept: `streamflow.validation_outcomes`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from streamflow import staging
-from streamflow.errors import DataError
-from streamflow.registry import KEY, USERS, Table
+from streamflow import queries, staging
+from streamflow.registry import KEY, Table
+
+# What callers (streamflow.history, the tests) import from here: the outcomes the suites return, and their
+# verdict, text and record, which live in validation_outcomes.
+from streamflow.validation_outcomes import (  # noqa: F401
+    Outcome,
+    ValidationFailed,
+    blocks_publish,
+    describe_failure,
+    figure_text,
+    outcomes_as_dicts,
+    raise_if_failed,
+    record_outcomes,
+    summarise,
+)
 
 if TYPE_CHECKING:
-    import psycopg
+    from psycopg import sql
 
 log = logging.getLogger(__name__)
 
@@ -34,33 +47,6 @@ QUERY_EXPECTATION = "unexpected_rows_expectation"
 COVERAGE_GAP = "gap"  # the column of the coverage query that says which side is missing
 
 
-class ValidationFailed(DataError):
-    """At least one expectation failed; the message has one block per failure."""
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """One expectation's result as plain data (logged, stored, pushed to XCom)."""
-
-    table: str
-    expectation: str
-    column: str | None
-    kwargs: dict[str, Any]
-    success: bool
-    # Counts and samples are computed for failures only (see run_suite); None on a pass.
-    element_count: int | None = None
-    unexpected_count: int | None = None
-    unexpected_percent: float | None = None
-    samples: list[dict[str, Any]] = field(default_factory=list)  # [{"user_id": ..., "value": ...}]
-    why: str = ""
-    error: str | None = None
-    expectation_type: str = ""  # the GX expectation (`expectation` may be a description instead)
-    severity: str = "fail"  # "fail": a failure blocks the publish; "warn": recorded, shown, logged, not blocking
-    figures: dict[str, Any] | None = None  # a check against history: this month, previous, bound (history.py)
-    # Every failing row (user_id, value) of a failed expectation, up to FAILING_KEYS_LIMIT; not sent to XCom.
-    failing_keys: list[tuple[Any, Any]] = field(default_factory=list, repr=False)
-
-
 @cache
 def suites_file() -> dict[str, list[dict]]:
     """`expectations.yml` as written: row rules (`type:`) and checks against history (`check:`)."""
@@ -69,38 +55,23 @@ def suites_file() -> dict[str, list[dict]]:
     return yaml.safe_load(SUITES_FILE.read_text(encoding="utf-8"))
 
 
-def _quoted(*names: str) -> str:
-    """A (qualified) identifier quoted as psycopg.sql.Identifier quotes it (names here are registry or
-    staging names, never input)."""
-    return ".".join('"' + name.replace('"', '""') + '"' for name in names)
-
-
 def coverage_query(table: Table, schema: str | None = None) -> str:
-    """Rows of `table` without a user and users without a row; `{batch}` is the table validated.
+    """Rows of `table` without a user and users without a row; `{batch}` is the table validated
+    (`sql/queries/coverage_of_staged_month.sql` on a staged month, `coverage_of_live_table.sql` on a live one).
 
-    On a staged month (`schema`): every user of this month's users.csv must have a row in this
-    month's file (a live row from an earlier month does not cover it), and every row must have a
-    user, staged or already live. When users.csv is a replay (staged empty: the very file the
-    month was published from), this month's users are the user_ids kept from that file
-    (`streamflow_month_users`, sql/009). One hash full join, both directions at once; not NOT IN,
-    which is quadratic past work_mem.
+    GX takes the query as text, and keeps it as the expectation's kwarg (stored, shown by the
+    Validation view): it is rendered on one line, its comments left out, `{batch}` left for GX.
     """
-    users = _quoted(USERS)
-    rows = f"SELECT {KEY} FROM {{batch}}"
+    from psycopg import sql
+
+    name = "coverage_of_staged_month" if schema else "coverage_of_live_table"
+    code = [line for line in queries.text(name).splitlines() if not line.lstrip().startswith("--")]
+    template = sql.SQL(" ".join(" ".join(code).split()))
     if not schema:
-        return (f"SELECT coalesce(known.{KEY}, batch_rows.{KEY}) AS {KEY}, "
-                f"CASE WHEN known.{KEY} IS NULL THEN 'a row without a user' ELSE 'a user without a row' END "
-                f"AS {COVERAGE_GAP} FROM {users} AS known FULL JOIN ({rows}) AS batch_rows "
-                f"ON batch_rows.{KEY} = known.{KEY} WHERE known.{KEY} IS NULL OR batch_rows.{KEY} IS NULL")
-    # The schema is a checked staging name (16 hex digits), quoted as a literal: no input reaches it.
-    month_users = f"SELECT {KEY} FROM streamflow_month_users('{staging.checked(schema)}')"
-    return (f"SELECT coalesce(month_users.{KEY}, batch_rows.{KEY}) AS {KEY}, "
-            f"CASE WHEN month_users.{KEY} IS NULL THEN 'a row without a user' ELSE 'a user without a row' END "
-            f"AS {COVERAGE_GAP} FROM ({month_users}) AS month_users FULL JOIN ({rows}) AS batch_rows "
-            f"ON batch_rows.{KEY} = month_users.{KEY} WHERE batch_rows.{KEY} IS NULL"
-            # A row whose user is not in this month's users.csv is a gap only when no month knows the user.
-            f" OR (month_users.{KEY} IS NULL AND NOT EXISTS (SELECT FROM {users} AS live"
-            f" WHERE live.{KEY} = batch_rows.{KEY}))")
+        return template.format(batch=sql.SQL("{batch}")).as_string(None)
+    # Not a bound parameter (GX runs the text as it is): a checked staging name, quoted as a literal.
+    return template.format(batch=sql.SQL("{batch}"),
+                           staging_schema=sql.Literal(staging.checked(schema))).as_string(None)
 
 
 def registry_expectations(table: Table, schema: str | None = None, as_of: str | None = None) -> list[dict]:
@@ -151,6 +122,7 @@ def run_suite(sqlalchemy_url: str, table: Table, schema: str | None = None, as_o
     """
     import great_expectations as gx
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+    from psycopg import sql
 
     # GX warns once per sampled NUMERIC ("lossy conversion to float"): noise in a task log.
     logging.getLogger("great_expectations").setLevel(logging.ERROR)
@@ -186,23 +158,27 @@ def run_suite(sqlalchemy_url: str, table: Table, schema: str | None = None, as_o
     if failed:
         results.update(validate(failed, {"result_format": "COMPLETE"}, FAILING_KEYS_LIMIT))
     outcomes = [_outcome(table, spec, results[index]) for index, spec in enumerate(specs)]
-    batch_table = _quoted(schema, table.name) if schema else _quoted(table.name)
+    batch_table = sql.Identifier(schema, table.name) if schema else sql.Identifier(table.name)
     return [_with_every_unexpected_row(sqlalchemy_url, batch_table, o, spec)
             if not o.success and spec["type"] == QUERY_EXPECTATION else o
             for o, spec in zip(outcomes, specs, strict=True)]
 
 
-def _with_every_unexpected_row(sqlalchemy_url: str, batch_table: str, outcome: Outcome, spec: dict) -> Outcome:
+def _with_every_unexpected_row(sqlalchemy_url: str, batch_table: sql.Identifier, outcome: Outcome,
+                               spec: dict) -> Outcome:
     """GX keeps a few hundred rows of a failed query expectation: run its query for all of them."""
     import dataclasses
 
     import sqlalchemy
+    from psycopg import sql
 
-    query = spec["kwargs"]["unexpected_rows_query"].replace("{batch}", batch_table)
+    # `{batch}` filled as GX fills it (str.format's braces, which psycopg.sql reads alike), here with the table.
+    query = sql.SQL("{} LIMIT {}").format(sql.SQL(spec["kwargs"]["unexpected_rows_query"]).format(batch=batch_table),
+                                          sql.Literal(FAILING_KEYS_LIMIT)).as_string(None)
     engine = sqlalchemy.create_engine(sqlalchemy_url)
     try:
         with engine.connect() as connection:
-            rows = connection.exec_driver_sql(f"{query} LIMIT {int(FAILING_KEYS_LIMIT)}").fetchall()
+            rows = connection.exec_driver_sql(query).fetchall()
     finally:
         engine.dispose()
     return dataclasses.replace(outcome, failing_keys=[(row[0], row[1]) for row in rows])
@@ -237,98 +213,3 @@ def _outcome(table: Table, spec: dict, item: dict) -> Outcome:
         samples=_jsonable(samples), why=spec.get("why", ""), error=error, expectation_type=spec["type"],
         failing_keys=failing[:FAILING_KEYS_LIMIT], severity=spec.get("severity", "fail"),
     )
-
-
-def blocks_publish(outcome: Outcome) -> bool:
-    return not outcome.success and outcome.severity == "fail"
-
-
-def describe_failure(outcome: Outcome) -> str:
-    """One readable block: table, expectation, column, kwargs, counts, sample values with user_ids
-    (a check against history: this month's figure, the previous month's and the bound)."""
-    kwargs = json.dumps(outcome.kwargs, default=str)
-    verdict = "FAILED" if blocks_publish(outcome) else "WARNING"
-    lines = [f"{verdict} {outcome.table}.{outcome.column or '*'}: {outcome.expectation} {kwargs}"]
-    figures = outcome.figures
-    if figures:
-        previous = (f"{figure_text(figures['previous'])} (as_of {figures['previous_as_of']})"
-                    if figures["previous_as_of"] else "none")
-        lines.append(f"    {figures['metric']}: this month {figure_text(figures['this'])} (as_of {figures['as_of']}), "
-                     f"previous month {previous}; bound: {figures['bound']}")
-        lines.append(f"    accepted for this run (accept: {figures['check_id']}): it does not block the publish"
-                     if figures["accepted"] else
-                     f"    a real change? trigger the month again with accept: [\"{figures['check_id']}\"]")
-    if outcome.error:
-        lines.append(f"    error: {outcome.error}")
-    if outcome.unexpected_count is not None:
-        of_rows = f" of {outcome.element_count} rows" if outcome.element_count is not None else ""
-        percent = f" ({outcome.unexpected_percent:.2f}%)" if outcome.unexpected_percent is not None else ""
-        lines.append(f"    unexpected: {outcome.unexpected_count}{of_rows}{percent}")
-    if outcome.samples:
-        shown = ", ".join(f"{s[KEY]}={s['value']!r}" if s.get("value") is not None else str(s[KEY])
-                          for s in outcome.samples)
-        lines.append(f"    sample ({KEY}=value): {shown}")
-    lines.append(f"    rule: {outcome.why}")
-    return "\n".join(lines)
-
-
-def figure_text(value: Any) -> str:
-    """A figure as the log and the bounds write it: floats to 4 significant digits, the rest as is."""
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
-def summarise(outcomes: list[Outcome]) -> str:
-    """The log text for one table: its verdict (counted as the Validation view counts), then a block
-    per failure and warning, blocking failures first. Skipped checks against history are counted
-    with their reasons, not passed."""
-    from collections import Counter
-
-    failed = [o for o in outcomes if not o.success]
-    blocking = sum(map(blocks_publish, failed))
-    skipped = Counter(o.figures["skipped"] for o in outcomes if o.success and o.figures and o.figures["skipped"])
-    passed = len(outcomes) - len(failed) - sum(skipped.values())
-    table = outcomes[0].table if outcomes else "?"
-    header = f"{table}: {passed}/{len(outcomes)} expectations passed"
-    if blocking:
-        header += f", {blocking} failed"
-    if len(failed) > blocking:
-        header += f", {len(failed) - blocking} warning(s)"
-    if skipped:
-        reasons = "; ".join(f"{count}: {reason}" for reason, count in skipped.most_common())
-        header += f", {sum(skipped.values())} skipped ({reasons})"
-    return "\n".join([header, *map(describe_failure, sorted(failed, key=lambda o: not blocks_publish(o)))])
-
-
-def raise_if_failed(outcomes: list[Outcome]) -> None:
-    """Raise on any failure that blocks the publish (warnings and accepted checks do not)."""
-    failed = [o for o in outcomes if blocks_publish(o)]
-    if failed:
-        raise ValidationFailed(f"{len(failed)} expectation(s) failed:\n" + "\n".join(map(describe_failure, failed)))
-
-
-def record_outcomes(conn: psycopg.Connection, run: dict[str, str], outcomes: list[Outcome]) -> None:
-    """Keep every outcome, pass or fail, in `validation_results`, and the failing rows of each
-    failure in `validation_failing_keys` (bound parameters and COPY only)."""
-    with conn.transaction(), conn.cursor() as cursor:
-        for o in outcomes:
-            (result_id,) = cursor.execute(
-                "INSERT INTO validation_results (run_id, month, as_of, table_name, expectation, column_name, kwargs,"
-                " success, element_count, unexpected_count, unexpected_percent, samples, error, expectation_type, why,"
-                " severity, figures)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s::jsonb)"
-                " RETURNING id",
-                (run["run_id"], run["month"], run["as_of"], o.table, o.expectation, o.column,
-                 json.dumps(o.kwargs, default=str), o.success, o.element_count, o.unexpected_count,
-                 o.unexpected_percent, json.dumps(o.samples, default=str), o.error, o.expectation_type, o.why,
-                 o.severity, None if o.figures is None else json.dumps(o.figures, default=str)),
-            ).fetchone()
-            if o.failing_keys:
-                keys_copy = "COPY validation_failing_keys (validation_result_id, user_id, value) FROM STDIN"
-                with cursor.copy(keys_copy) as copy:
-                    for key, value in o.failing_keys:
-                        copy.write_row((result_id, key, None if value is None else str(value)))
-
-
-def outcomes_as_dicts(outcomes: list[Outcome]) -> list[dict]:
-    """The outcomes for XCom: everything but the (long) failing-key lists."""
-    return [{k: v for k, v in asdict(o).items() if k != "failing_keys"} for o in outcomes]

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import html
 import json
-import math
 from collections import Counter
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from streamflow import queries
 from streamflow.ids import URL_PREFIX, VALIDATE_TASK_PREFIX, VALIDATION_ROUTE
 from streamflow.registry import KEY, TABLES_BY_NAME
+from streamflow.trend_chart import page_figure, trend_svg
 
 if TYPE_CHECKING:
     import psycopg
@@ -47,16 +47,8 @@ def fetch(conn: psycopg.Connection, run_id: str, table_name: str | None = None) 
     from psycopg.rows import dict_row
 
     with conn.cursor(row_factory=dict_row) as cursor:
-        return cursor.execute(
-            "SELECT table_name, month, as_of::text AS as_of, expectation, expectation_type, column_name, kwargs,"
-            " success, element_count, unexpected_count, unexpected_percent, samples, why, error, validated_at,"
-            " (SELECT count(*) FROM validation_failing_keys AS k"
-            "  WHERE k.validation_result_id = v.id) AS failing_keys_kept, severity, figures"
-            " FROM validation_results AS v WHERE run_id = %(run_id)s"
-            " AND (%(table)s::text IS NULL OR table_name = %(table)s)"
-            " AND validated_at = (SELECT max(validated_at) FROM validation_results AS w"
-            "                     WHERE w.run_id = v.run_id AND w.table_name = v.table_name)"
-            " ORDER BY table_name, id", {"run_id": run_id, "table": table_name}).fetchall()
+        return cursor.execute(queries.text("latest_validation_results"),
+                              {"run_id": run_id, "table": table_name}).fetchall()
 
 
 def render(rows: list[dict[str, Any]], dag_id: str, run_id: str, task_id: str | None = None) -> str:
@@ -192,7 +184,7 @@ def _result_row(row: dict) -> str:
         if figures.get("bound") is not None:
             bound = f"{_e(figures['bound'])}" + (f"<br><small><code>{_bound(row['kwargs'])}</code></small>"
                                                  if row["kwargs"] else "")
-        chart = _trend(row, figures, status) if status in ("fail", "warn") else ""
+        chart = trend_svg(row, figures, status) if status in ("fail", "warn") else ""
         # One cell over unexpected and sample: the figures, and the trend under them.
         cells = f"<td colspan='2' class='figures'>{_history_figures(row, figures)}{chart}</td>"
     column = _e(row["column_name"]) if row["column_name"] else ("<small>(table)</small>" if figures else "")
@@ -228,81 +220,13 @@ def _error(row: dict) -> str:
 def _history_figures(row: dict, figures: dict) -> str:
     """This month's figure and the previous month's (with its as_of), or why the check was skipped."""
     metric = _e(figures.get("metric") or "value")
-    lines = [f"{metric} this month: <strong>{_e(_number(figures.get('this')))}</strong>"]
+    lines = [f"{metric} this month: <strong>{_e(page_figure(figures.get('this')))}</strong>"]
     if figures.get("skipped"):
         lines.append(f"skipped: {_e(figures['skipped'])}")
     elif "previous" in figures:
         as_of = f" ({_e(figures['previous_as_of'])})" if figures.get("previous_as_of") else ""
-        lines.append(f"previous{as_of}: {_e(_number(figures['previous']))}")
+        lines.append(f"previous{as_of}: {_e(page_figure(figures['previous']))}")
     return "<br>".join(lines) + _error(row)
-
-
-def _number(value: Any) -> str:
-    """Integers as integers (7043, also 7043.0), other numbers to 4 significant digits (0.8312, 17.2),
-    a thousand and over without decimals; `no value` for null; anything else as it is."""
-    if value is None:
-        return "no value"
-    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
-        return str(value)
-    if isinstance(value, int):
-        return str(value)
-    number = float(value)
-    if not math.isfinite(number):
-        return str(number)
-    # `.4g` writes an integral float under 1000 as an integer; from 1000 on, `.4g` would round 9999.6 to 1e+04.
-    return f"{number:.0f}" if abs(number) >= 1000 else f"{number:.4g}"
-
-
-def _numeric(value: Any) -> bool:
-    return (isinstance(value, int | float | Decimal) and not isinstance(value, bool)
-            and math.isfinite(float(value)))
-
-
-# --------------------------------------------------------------------------- the trend chart
-
-#: The chart's box, and its plot area inside it: the dates below, the min and max on the right.
-_W, _H = 240, 64
-_LEFT, _RIGHT, _TOP, _BOTTOM = 5, 190, 8, 45
-_POINT = {"fail": "#b00020", "warn": "#b35900"}
-
-
-def _trend(row: dict, figures: dict, status: str) -> str:
-    """The previous months' values and this month's as an inline SVG polyline (no script: the page's CSP),
-    this month's point in the colour of the result; empty without a previous value to compare with."""
-    points = [(h.get("as_of"), h.get("value"), False) for h in figures.get("history") or []
-              if isinstance(h, dict) and _numeric(h.get("value"))]
-    if not points:
-        return ""
-    if _numeric(figures.get("this")):
-        points.append((row["as_of"], figures["this"], True))
-    values = [float(value) for _, value, _ in points]
-    low, high = min(values), max(values)
-
-    def x(index: int) -> float:
-        return (_LEFT + _RIGHT) / 2 if len(points) == 1 else _LEFT + index * (_RIGHT - _LEFT) / (len(points) - 1)
-
-    def y(value: float) -> float:  # equal values: a flat line through the middle
-        return (_TOP + _BOTTOM) / 2 if high == low else _BOTTOM - (value - low) / (high - low) * (_BOTTOM - _TOP)
-
-    xy = [(x(i), y(v)) for i, v in enumerate(values)]
-    metric = figures.get("metric") or row["expectation_type"] or "value"
-    title = f"{metric} by as_of: " + ", ".join(f"{as_of} {_number(value)}" for as_of, value, _ in points)
-    dots = "".join(
-        f"<circle class='this' cx='{px:.1f}' cy='{py:.1f}' r='3.5' fill='{_POINT[status]}'/>" if this
-        else f"<circle cx='{px:.1f}' cy='{py:.1f}' r='2' fill='#666'/>"
-        for (px, py), (_, _, this) in zip(xy, points, strict=True))
-    label = "<text x='{}' y='{}' text-anchor='{}'>{}</text>".format
-    labels = label(_LEFT, _H - 4, "start", _e(points[0][0]))
-    if len(points) > 1:
-        labels += label(_RIGHT, _H - 4, "end", _e(points[-1][0]))
-    labels += label(_RIGHT + 5, _TOP + 3, "start", _e(_number(high)))
-    if high != low:
-        labels += label(_RIGHT + 5, _BOTTOM + 3, "start", _e(_number(low)))
-    return (f"<svg class='trend' role='img' width='{_W}' height='{_H}' viewBox='0 0 {_W} {_H}'"
-            f" xmlns='http://www.w3.org/2000/svg'><title>{_e(title)}</title>"
-            f"<line x1='{_LEFT}' y1='{_BOTTOM + 4}' x2='{_RIGHT}' y2='{_BOTTOM + 4}' stroke='#ddd'/>"
-            f"<polyline points='{' '.join(f'{px:.1f},{py:.1f}' for px, py in xy)}' fill='none' stroke='#666'"
-            f" stroke-width='1.5'/>{dots}<g font-size='10' fill='#555'>{labels}</g></svg>")
 
 
 def _bound(kwargs: dict) -> str:

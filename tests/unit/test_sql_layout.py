@@ -52,9 +52,6 @@ def test_the_stamp_leaves_no_placeholder_and_binds_its_values(table):
 
 
 PACKAGE = Path(streamflow.__file__).parent
-#: Modules whose multi-line SQL is being moved to sql/queries/ in branches not merged yet (issue 21):
-#: each leaves this list when its queries are in files.
-NOT_YET_IN_FILES = {"validation", "validation_view", "stage", "pipeline", "history"}
 STATEMENT = re.compile(r"\s*(SELECT|INSERT|UPDATE|DELETE|MERGE|WITH|CREATE|ALTER|DROP|LOCK|COPY)\b")
 
 
@@ -82,6 +79,6 @@ def test_no_module_writes_a_statement_over_several_lines():
     """A statement longer than a line is a file under sql/queries/ (docs/sql.md): a string literal
     (adjacent ones are one) that starts like a statement and spans lines of Python is one that is not."""
     inline = [f"{path.name}:{node.lineno}: {node.value[:60]!r}"
-              for path in sorted(PACKAGE.glob("*.py")) if path.stem not in NOT_YET_IN_FILES
+              for path in sorted(PACKAGE.glob("*.py"))
               for node in string_literals(path) if node.end_lineno > node.lineno and STATEMENT.match(node.value)]
     assert inline == []
