@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 from streamflow import queries, user_sets
 from streamflow.registry import KEY, Table
-from streamflow.stage import WORK_MEM
 
 if TYPE_CHECKING:
     import psycopg
@@ -90,9 +89,6 @@ def compute(conn: psycopg.Connection, table: Table, batch: sql.Composable, as_of
     """
     from psycopg import sql
 
-    # For this transaction: a million-valued feature's groups, and the join of two user sets, fit in
-    # memory (at the default 4MB both spill to disk: a sort of the column, a batched hash join).
-    conn.execute("SELECT set_config('work_mem', %s, true)", (WORK_MEM,))
     measured = [c for c in table.columns if c.name != KEY]
     user_hash = sql.SQL("hashtextextended({}, 0)").format(sql.Identifier(KEY))
     # One scan (parallel) for what needs no grouping: rows, the user set's fingerprint, each
