@@ -14,6 +14,7 @@ conftest.py.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import os
@@ -206,3 +207,22 @@ def rename_key(mapping: dict, old: str, new: str) -> None:
 
 def common_env(stack: Stack) -> dict:
     return stack.services["airflow-scheduler"]["environment"]  # the x-airflow-common env, shared by alias
+
+
+def review_tests(checks: list, mutations: dict) -> tuple:
+    """A test file's two tests of its checks: each passes on the files as they are, and each broken
+    variant (`{name: (check, mutate)}`) fails the check it names. Assigned to the file's test names."""
+
+    @pytest.mark.parametrize("check", checks, ids=lambda check: check.__name__)
+    def test_review_check(check, stack):
+        check(stack)
+
+    @pytest.mark.parametrize("mutation", sorted(mutations))
+    def test_checks_catch_broken_variants(mutation, stack):
+        check, mutate = mutations[mutation]
+        broken = copy.deepcopy(stack)
+        mutate(broken)
+        with pytest.raises(AssertionError):
+            check(broken)
+
+    return test_review_check, test_checks_catch_broken_variants

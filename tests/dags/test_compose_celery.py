@@ -3,13 +3,11 @@ more, as written and as `docker compose config` merges it over docker-compose.ym
 
 from __future__ import annotations
 
-import copy
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import pytest
 import yaml
 
 from tests.dags.compose_files import (
@@ -24,6 +22,7 @@ from tests.dags.compose_files import (
     common_env,
     compose_config,
     healthcheck_test,
+    review_tests,
 )
 
 if TYPE_CHECKING:
@@ -143,15 +142,4 @@ MUTATIONS: dict[str, tuple[Callable[[Stack], None], Callable[[Stack], None]]] = 
     "worker extends nothing (CLI)": (check_compose_cli_model, lambda s: s.celery_services["airflow-worker"].update(extends={"file": "docker-compose.yml", "service": "warehouse"})),
 }
 
-@pytest.mark.parametrize("check", CHECKS, ids=lambda check: check.__name__)
-def test_review_check(check, stack):
-    check(stack)
-
-
-@pytest.mark.parametrize("mutation", sorted(MUTATIONS))
-def test_checks_catch_broken_variants(mutation, stack):
-    check, mutate = MUTATIONS[mutation]
-    broken = copy.deepcopy(stack)
-    mutate(broken)
-    with pytest.raises(AssertionError):
-        check(broken)
+test_review_check, test_checks_catch_broken_variants = review_tests(CHECKS, MUTATIONS)

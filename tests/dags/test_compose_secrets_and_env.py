@@ -4,13 +4,10 @@ must define, and the warehouse's credentials and connection."""
 
 from __future__ import annotations
 
-import copy
 import importlib
 import re
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
-
-import pytest
 
 from tests.dags.compose_files import (
     AIRFLOW_SERVICES,
@@ -21,6 +18,7 @@ from tests.dags.compose_files import (
     common_env,
     interpolate,
     rename_key,
+    review_tests,
     strings_in,
     variables_in,
 )
@@ -173,18 +171,7 @@ MUTATIONS: dict[str, tuple[Callable[[Stack], None], Callable[[Stack], None]]] = 
     "API port variable missing from .env": (check_compose_api_port, lambda s: s.dotenv.pop("COMPOSE_AIRFLOW_API_PORT")),
 }
 
-@pytest.mark.parametrize("check", CHECKS, ids=lambda check: check.__name__)
-def test_review_check(check, stack):
-    check(stack)
-
-
-@pytest.mark.parametrize("mutation", sorted(MUTATIONS))
-def test_checks_catch_broken_variants(mutation, stack):
-    check, mutate = MUTATIONS[mutation]
-    broken = copy.deepcopy(stack)
-    mutate(broken)
-    with pytest.raises(AssertionError):
-        check(broken)
+test_review_check, test_checks_catch_broken_variants = review_tests(CHECKS, MUTATIONS)
 
 
 # ------------------------------------------------------------------------------------------- compose

@@ -3,7 +3,6 @@ healthchecks and start-up order, airflow-init's script, and docker-compose.yml's
 
 from __future__ import annotations
 
-import copy
 import os
 import re
 import shutil
@@ -28,6 +27,7 @@ from tests.dags.compose_files import (
     healthcheck_test,
     interpolate,
     mounts,
+    review_tests,
     seconds,
 )
 
@@ -212,18 +212,7 @@ MUTATIONS: dict[str, tuple[Callable[[Stack], None], Callable[[Stack], None]]] = 
     "header runs a command in a service that does not exist": (check_header_says_local_development, lambda s: setattr(s, "base_text", s.base_text.replace("docker compose exec airflow-scheduler", "docker compose exec scheduler"))),
 }
 
-@pytest.mark.parametrize("check", CHECKS, ids=lambda check: check.__name__)
-def test_review_check(check, stack):
-    check(stack)
-
-
-@pytest.mark.parametrize("mutation", sorted(MUTATIONS))
-def test_checks_catch_broken_variants(mutation, stack):
-    check, mutate = MUTATIONS[mutation]
-    broken = copy.deepcopy(stack)
-    mutate(broken)
-    with pytest.raises(AssertionError):
-        check(broken)
+test_review_check, test_checks_catch_broken_variants = review_tests(CHECKS, MUTATIONS)
 
 
 # ------------------------------------------------------------------------------------------- compose

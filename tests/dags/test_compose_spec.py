@@ -3,16 +3,14 @@ themselves resolved by `docker compose config`."""
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import jsonschema
-import pytest
 
 from streamflow_dev.env import read_dotenv
-from tests.dags.compose_files import CELERY_FILE, COMPOSE_FILE, Stack, compose_config, rename_key
+from tests.dags.compose_files import CELERY_FILE, COMPOSE_FILE, Stack, compose_config, rename_key, review_tests
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -58,18 +56,7 @@ MUTATIONS: dict[str, tuple[Callable[[Stack], None], Callable[[Stack], None]]] = 
     "unknown key in the celery override": (check_schema, lambda s: s.celery_services["redis"].update(expose_ports=[6379])),
 }
 
-@pytest.mark.parametrize("check", CHECKS, ids=lambda check: check.__name__)
-def test_review_check(check, stack):
-    check(stack)
-
-
-@pytest.mark.parametrize("mutation", sorted(MUTATIONS))
-def test_checks_catch_broken_variants(mutation, stack):
-    check, mutate = MUTATIONS[mutation]
-    broken = copy.deepcopy(stack)
-    mutate(broken)
-    with pytest.raises(AssertionError):
-        check(broken)
+test_review_check, test_checks_catch_broken_variants = review_tests(CHECKS, MUTATIONS)
 
 
 # ------------------------------------------------------------------------------------------- compose
