@@ -25,8 +25,8 @@ from streamflow_dev.pgserver import free_port
 from streamflow_dev.stack import DAG_ID, FINISHED, Stack
 from tests.conftest import ROOT
 from tests.golden import CHURNERS, ROWS
-from tests.helpers import copy_month_with_negative_watch_hours
 from tests.integration.stack.deployment import all_hashes
+from tests.months import MONTHS, REAL_MONTHS
 
 pytestmark = pytest.mark.airflow
 
@@ -44,8 +44,8 @@ def dev(seeds):
     Not under pytest's tmp_path: a concurrent pytest session prunes old base folders, server and all.
     """
     work = Path(tempfile.mkdtemp(prefix="streamflow-make-targets-"))
-    for month in ("month_000", "month_001"):
-        shutil.copytree(seeds / month, work / "seeds" / month)
+    for month in REAL_MONTHS:
+        month.build(seeds, work / "seeds" / month.source)
     environ = {key: value for key, value in os.environ.items() if not key.startswith("AIRFLOW")}
     environ.update(POSTGRES_PORT=str(free_port()), AIRFLOW_API_PORT=str(free_port()),
                    STREAMFLOW_PGDATA=str(work / "pgdata"), STREAMFLOW_AIRFLOW_HOME=str(work / "airflow"),
@@ -110,7 +110,7 @@ def test_backfill_runs_months_not_loaded_yet_and_make_stop_ends_make_airflow(dev
         with connect(environ, "streamflow") as warehouse:
             found = checks.collect(warehouse)
         assert set(found["live"].values()) == {ROWS}
-        assert found["as_of"] == ["2024-01-31", "2024-02-29"]
+        assert found["as_of"] == [month.as_of for month in REAL_MONTHS]
 
         processes = [airflow.running("standalone")]
         processes += processes[0].children(recursive=True)
@@ -144,18 +144,20 @@ def test_reset_recreates_a_missing_warehouse_database(dev):
 
 
 def test_run_with_a_failed_month_names_the_task(dev, seeds):
+    """February's folder = scenario negative_watch_hours (tests/months.py): `make run` names the task that fails."""
     work, environ = dev
+    scenario = MONTHS["negative_watch_hours"]
     shutil.rmtree(work / "seeds" / "month_001")
-    copy_month_with_negative_watch_hours(seeds / "month_001", work / "seeds" / "month_001")
-    result = make(environ, "run", check=2)  # make says 2 when its command fails
-    assert f"FAILED task validate.usage_agg_30d (try 1) in run {FEBRUARY_RUN}" in result.stderr
+    scenario.build(seeds, work / "seeds" / "month_001")
+    result = make(environ, "run", check=0 if scenario.publishes else 2)  # make says 2 when its command fails
+    assert f"FAILED task {scenario.failed_task} (try 1) in run {FEBRUARY_RUN}" in result.stderr
     assert f"{FEBRUARY_RUN}          failed" in result.stdout
 
 
 def test_run_after_an_interrupted_dag_test_and_a_killed_postgres(dev, seeds):
     work, environ = dev
     shutil.rmtree(work / "seeds" / "month_001")
-    shutil.copytree(seeds / "month_001", work / "seeds" / "month_001")  # the month fixed
+    MONTHS["february"].build(seeds, work / "seeds" / "month_001")  # the month fixed
 
     dag_test = subprocess.Popen(["make", "--no-print-directory", "dag-test", "MONTH=month_001"], cwd=ROOT,
                                 env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

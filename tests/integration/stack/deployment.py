@@ -3,14 +3,22 @@
 `airflow standalone` (API server, scheduler, dag-processor, triggerer), as `make run` starts it, on the session's PostgreSQL
 server but with databases of its own (a fresh Airflow metadata database and a fresh warehouse),
 an AIRFLOW_HOME of its own and a free port for the API server. The seeds are a copy of
-data/seeds plus `month_002` (February's files with negative watch hours for three users).
+data/seeds plus `month_002`, scenario BAD_MONTH of tests/months.py (February's files with negative watch hours
+for three users and a column half blank).
+
+`deployed` is the one way the tests start a deployment: this package's (above), waiting/'s (an
+open-ended schedule, seeds that arrive while a run waits, a webhook for the Deadline Alert) and
+faults/' (generated months of 200,000 users, its warehouse on a second server it restarts) are the
+same code path with other seeds and settings. They stay deployments of their own because they
+change what the others read: this package's tests build on the real months' catch-up and stop at
+February; waiting/ needs the months missing when the runs start; faults/ kills processes and the
+warehouse server.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import shutil
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -22,8 +30,9 @@ from streamflow.settings import WAREHOUSE_CONN_ID
 from streamflow_dev import pgserver
 from streamflow_dev.stack import DAG_ID, TRAINING_DAG_ID, Stack
 from tests.conftest import connect, drop_database
-from tests.helpers import copy_month_with_negative_watch_hours, live_hashes, rewrite_marker, table_hash
+from tests.helpers import live_hashes, table_hash
 from tests.integration.conftest import airflow_env
+from tests.months import MONTHS, REAL_MONTHS
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -100,27 +109,15 @@ def deployed(pg_server, work: Path, seeds: Path, warehouse_server=None, **extra_
         drop_database(warehouse_server, warehouse_db)
 
 
-#: The column of month_002's usage_agg_30d.csv left blank on every other line: a month-level damage
-#: (its null fraction jumps) that no row rule sees.
-BLANKED_COLUMN = "unique_devices_30d"
+#: The scenario the package's month_002 is (tests/months.py): a row rule and a check against history fail.
+BAD_MONTH = MONTHS["negative_watch_hours_and_blank_devices"]
 
 
 def seeds_with_a_bad_month(source: Path, target: Path) -> list[str]:
-    """Copy month_000/month_001; month_002 = month_001 with watch_hours_30d negated for 3 users (a row
-    rule fails) and BLANKED_COLUMN blank on every other line (a check against history fails)."""
-    for month in ("month_000", "month_001"):
-        shutil.copytree(source / month, target / month)
-    broken = copy_month_with_negative_watch_hours(source / "month_001", target / "month_002")
-    usage = target / "month_002" / "usage_agg_30d.csv"
-    header, *lines = usage.read_text(encoding="utf-8").splitlines(keepends=True)
-    at = header.rstrip("\n").split(",").index(BLANKED_COLUMN)
-    for index in range(0, len(lines), 2):
-        fields = lines[index].rstrip("\n").split(",")
-        fields[at] = ""
-        lines[index] = ",".join(fields) + "\n"
-    usage.write_text(header + "".join(lines), encoding="utf-8")
-    rewrite_marker(target / "month_002")
-    return broken
+    """The real months (month_000, month_001) and month_002 = BAD_MONTH; the user_ids it broke."""
+    for month in REAL_MONTHS:
+        month.build(source, target / month.source)
+    return BAD_MONTH.build(source, target / "month_002")
 
 
 def usage_verdict(deployment: Deployment, run_id: str) -> str:

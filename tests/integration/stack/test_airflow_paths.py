@@ -10,15 +10,23 @@ state, in file order:
    files it was loaded from (nothing re-applied, January's snapshots stay frozen, so its snapshot
    tasks skip and emit nothing), so no table changes;
 3. a REST trigger (what the UI's trigger form does) of an older month replays it when its files are
-   the ones it was loaded from and is refused at run time when they differ; a month name that is
-   not `month_NNN` is rejected before any run exists;
+   the ones it was loaded from and is refused at run time when they differ (a scenario of
+   tests/months.py each: a user dropped, a label flipped); a month name that is not `month_NNN` is
+   rejected before any run exists;
 4. the trigger form itself, in a browser, offers the month folders present and runs month_001;
-5. a month whose data break a rule fails `validate.<table>`, the API's log endpoint shows the
-   failed expectation and links to the validation view, and no asset event or training set follows.
+5. a month whose data break a rule (BAD_MONTH) fails `validate.<table>`, the API's log endpoint
+   shows the failed expectation and links to the validation view, and no asset event or training
+   set follows.
+
+The real months' figures and the bad months' outcomes come from tests/months.py and tests/golden.py.
+Both real months through `airflow dags test`, and their re-runs, were test_dag_end_to_end.py's
+first test: the same months and outcomes, proved here once (its figures are in the first test,
+its re-runs are the backfill's).
 """
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, datetime
 from urllib.parse import quote
 
@@ -28,10 +36,9 @@ from streamflow import training
 from streamflow.registry import SNAPSHOTTED, TABLES
 from streamflow_dev import checks
 from streamflow_dev.stack import DAG_ID, TRAINING_DAG_ID
-from tests.golden import CHURNERS, ROWS
-from tests.helpers import rewrite_marker
+from tests.golden import CHURNERS, FEBRUARY_CHURNERS, JANUARY_CHURNERS, PLAN_STREAM_TV_NULL, ROWS
 from tests.integration.stack.deployment import (
-    BLANKED_COLUMN,
+    BAD_MONTH,
     FEBRUARY_RUN,
     FINISHED,
     JANUARY_RUN,
@@ -49,6 +56,7 @@ from tests.integration.stack.deployment import (
     wait_for_run,
     wait_for_training_runs,
 )
+from tests.months import MONTHS, REAL_MONTHS, scenario_id
 
 pytestmark = pytest.mark.airflow
 
@@ -73,13 +81,26 @@ def test_unpause_catches_up_exactly_january_then_february(deployment, caught_up)
 
     found = checks.collect(deployment.warehouse)
     assert found["live"] == {t.name: ROWS for t in TABLES}
-    assert found["snapshots"] == {t.snapshot_table: {"2024-01-31": ROWS, "2024-02-29": ROWS} for t in SNAPSHOTTED}
-    assert found["as_of"] == ["2024-01-31", "2024-02-29"]
-    assert found["churners"] == CHURNERS
+    assert found["snapshots"] == {t.snapshot_table: {m.as_of: m.rows for m in REAL_MONTHS} for t in SNAPSHOTTED}
+    assert found["as_of"] == [m.as_of for m in REAL_MONTHS] == ["2024-01-31", "2024-02-29"]
+    assert found["churners"] == {m.as_of: m.churners for m in REAL_MONTHS} == CHURNERS
+    assert found["subscriptions_plan_stream_tv_null"] == PLAN_STREAM_TV_NULL
+    assert deployment.warehouse.execute(
+        "SELECT count(*) FROM subscriptions WHERE add_on_security IS NOT NULL").fetchone()[0] == 0
+    passed = deployment.warehouse.execute(
+        "SELECT count(*) FILTER (WHERE success), count(*) FROM validation_results").fetchone()
+    assert passed[0] == passed[1] > 0
     loaded = deployment.warehouse.execute(
         "SELECT run_id, month, count(*) FROM ingestion_ledger WHERE status = 'loaded' GROUP BY 1, 2 ORDER BY 2"
     ).fetchall()
     assert loaded == [(JANUARY_RUN, "month_000", len(TABLES)), (FEBRUARY_RUN, "month_001", len(TABLES))]
+    # The point-in-time view reads January's labels even though February is in.
+    january = deployment.warehouse.execute(
+        "SELECT count(*), count(*) FILTER (WHERE churn_label), count(watch_hours_30d) FROM training_set('2024-01-31')"
+    ).fetchone()
+    assert january == (ROWS, JANUARY_CHURNERS, ROWS)
+    assert deployment.warehouse.execute(
+        "SELECT count(*) FILTER (WHERE churn_label) FROM training_set('2024-02-29')").fetchone() == (FEBRUARY_CHURNERS,)
 
 
 def test_each_month_updates_the_five_snapshot_assets_and_its_training_set_follows(deployment, caught_up):
@@ -204,20 +225,29 @@ def test_rest_trigger_is_checked_by_param_schema_and_no_time_travel(deployment, 
     assert statuses == [("replayed",)]
     assert all_hashes(deployment.warehouse) == before
 
-    # The same month with a file that differs from the one it was loaded from: refused, nothing written.
-    users = deployment.seeds / "month_000" / "users.csv"
-    original = users.read_bytes()
-    users.write_bytes(original.rsplit(b"\n", 2)[0] + b"\n")  # drop the last user
-    marker = rewrite_marker(users.parent)  # delivered whole: the order rule refuses it, not the marker
+
+@pytest.mark.parametrize("scenario", [MONTHS["january_without_its_last_user"], MONTHS["january_with_a_label_flipped"]],
+                         ids=scenario_id)
+def test_rest_trigger_of_an_older_month_from_other_files_is_refused_and_writes_nothing(deployment, caught_up, scenario,
+                                                                                     tmp_path):
+    """January with a file that differs from the one it was loaded from, February loaded: refused at
+    the file's stage task (the other files replay), nothing written. The seeds' month_000 is put back after."""
+    before = all_hashes(deployment.warehouse)
+    month = deployment.seeds / scenario.source
+    original = month.rename(tmp_path / scenario.source)
     try:
-        response = trigger(deployment, {"month": "month_000"})
+        scenario.build(tmp_path, month)
+        response = trigger(deployment, {"month": scenario.source})
+        assert response.status_code == 200, response.text
         run = wait_for_run(deployment, response.json()["dag_run_id"])
     finally:
-        users.write_bytes(original)
-        rewrite_marker(marker.parent)
-    assert run["state"] == "failed"
-    assert failed_tasks(deployment, run["run_id"]) == [("stage_users", 1)]
-    assert "refusing to apply as_of 2024-01-31" in api_log(deployment, run["run_id"], "stage_users", 1)
+        shutil.rmtree(month, ignore_errors=True)
+        original.rename(month)
+    assert run["state"] == ("success" if scenario.publishes else "failed")
+    assert failed_tasks(deployment, run["run_id"]) == [(scenario.failed_task, 1)]
+    log = api_log(deployment, run["run_id"], scenario.failed_task, 1)
+    for line in scenario.log(month):
+        assert line in log
     assert all_hashes(deployment.warehouse) == before
 
 
@@ -258,19 +288,19 @@ def test_trigger_form_in_a_browser_offers_the_month_folders_and_runs_month_001(d
 
 
 def test_failed_validation_is_named_in_the_task_log_and_builds_no_training_set(deployment, failed_validation_run):
-    run = failed_validation_run  # month_002, as_of 2024-03-31: later than February, allowed
-    assert run["state"] == "failed"
-    assert failed_tasks(deployment, run["run_id"]) == [("validate.usage_agg_30d", 1)]
+    run = failed_validation_run  # month_002 (BAD_MONTH), as_of 2024-03-31: later than February, allowed
+    assert run["state"] == ("success" if BAD_MONTH.publishes else "failed")
+    assert failed_tasks(deployment, run["run_id"]) == [(BAD_MONTH.failed_task, 1)]
     states = dict(deployment.metadata.execute(
         "SELECT task_id, state FROM task_instance WHERE dag_id = %s AND run_id = %s", (DAG_ID, run["run_id"])))
     assert all(states[f"validate.{t.name}"] == "success" for t in TABLES if t.name != "usage_agg_30d")
     assert {states[f"snapshot_{t.name}"] for t in SNAPSHOTTED} | {states["publish"]} == {"upstream_failed"}
 
-    log = api_log(deployment, run["run_id"], "validate.usage_agg_30d", 1)
-    assert "FAILED usage_agg_30d.watch_hours_30d: expect_column_values_to_be_between" in log
-    assert f"unexpected: 3 of {ROWS} rows" in log
-    # The month-level damage: half of unique_devices_30d blank, against January's and February's 0.
-    assert f"FAILED usage_agg_30d.{BLANKED_COLUMN}: null fraction against the previous month" in log
+    log = api_log(deployment, run["run_id"], BAD_MONTH.failed_task, 1)
+    # The row rule (3 users' negative watch hours), and the month-level damage: half of unique_devices_30d
+    # blank, against January's and February's 0.
+    for line in BAD_MONTH.log(deployment.seeds / "month_002"):
+        assert line in log
     assert "null_fraction: this month 0.5001 (as_of 2024-03-31), previous month 0 (as_of 2024-02-29)" in log
     for user in deployment.broken_users:
         assert user in log
@@ -291,8 +321,7 @@ def test_failed_validation_is_named_in_the_task_log_and_builds_no_training_set(d
     assert all(r["state"] in FINISHED for r in runs(deployment, TRAINING_DAG_ID))
     assert deployment.warehouse.execute(
         "SELECT as_of::text, column_name, unexpected_count FROM validation_results WHERE run_id = %s AND NOT success"
-        " ORDER BY id", (run["run_id"],)).fetchall() == [("2024-03-31", "watch_hours_30d", 3),
-                                                          ("2024-03-31", BLANKED_COLUMN, None)]
+        " ORDER BY id", (run["run_id"],)).fetchall() == [("2024-03-31", column, n) for column, n in BAD_MONTH.failures]
 
 
 

@@ -13,7 +13,8 @@ import pytest
 
 from streamflow_dev.stack import DAG_ID
 from tests.golden import ROWS
-from tests.integration.stack.deployment import BLANKED_COLUMN, usage_verdict
+from tests.integration.stack.deployment import usage_verdict
+from tests.months import BLANKED_COLUMN
 
 pytestmark = pytest.mark.airflow
 

@@ -7,8 +7,14 @@ default open-ended schedule, seeds holding only `month_000`. The tests build on 
 2. February's files appearing one by one do not end the wait, nor does the triggerer being killed
    and started again; the deadline passes while it waits and the callback POSTs the alert to a
    webhook receiver on loopback; the marker landing ends the wait and the month loads;
-3. March's marker does not match a file (cut short after the marker was written): the run is
-   refused at `resolve_month`, nothing staged, the live tables unchanged.
+3. March's marker does not match a file (scenario cut_after_marker of tests/months.py: labels.csv
+   cut short after the marker was written): the run is refused at `resolve_month`, nothing staged,
+   the live tables unchanged. (test_dag_end_to_end.py proved the same month through `airflow dags
+   test`; this is the one test of it now, the scheduled path, its assertions moved here.)
+
+A deployment of its own (`deployed`, as tests/integration/stack/ starts its): the runs must start
+before their months' files exist, and the schedule must stay open-ended, with a short deadline and
+a webhook; the stack package's deployment has both real months from the start and stops at February.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import psutil
 import pytest
 
-from streamflow.completeness import MARKER_NAME, write_marker
+from streamflow.completeness import write_marker
 from streamflow.registry import TABLES
 from streamflow_dev import pgserver
 from streamflow_dev.stack import DAG_ID
@@ -38,6 +44,7 @@ from tests.integration.stack.deployment import (
     wait,
     wait_for_run,
 )
+from tests.months import MONTHS
 
 pytestmark = pytest.mark.airflow
 
@@ -165,29 +172,23 @@ def test_files_arriving_keep_it_waiting_a_restarted_triggerer_resumes_the_deadli
     assert [a["run_id"] for a in alerts].count(FEBRUARY_RUN) == 1
 
 
-def test_a_marker_that_does_not_match_its_files_is_refused_and_nothing_is_staged(waiting, seeds):
+def test_a_marker_that_does_not_match_its_files_is_refused_and_nothing_is_staged(waiting, seeds, tmp_path):
+    scenario = MONTHS["cut_after_marker"]
     wait(waiting, "March's run to wait for its month",
          lambda: _task_state(waiting, MARCH_RUN, "wait_for_month") == "deferred")
     before = live_hashes(waiting.warehouse)
     staging_before = waiting.warehouse.execute(
         "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'streamflow_stage_%'").fetchone()
-    partial = waiting.seeds / ".month_002.partial"
-    shutil.copytree(seeds / "month_001", partial)
-    (partial / MARKER_NAME).unlink()
-    write_marker(partial)
-    labels = partial / "labels.csv"
-    labels.write_bytes(labels.read_bytes()[:-100])  # changed after its marker was written
-    marker = json.loads((partial / MARKER_NAME).read_text())
-    (partial / MARKER_NAME).write_text(json.dumps({**marker, "month": "month_002"}))
-    partial.rename(waiting.seeds / "month_002")
+    scenario.build(seeds, tmp_path / "month_002")  # outside the seeds, then moved in whole: the wait sees it at once
+    month = (tmp_path / "month_002").rename(waiting.seeds / "month_002")
 
     march = wait_for_run(waiting, MARCH_RUN)
 
-    assert march["state"] == "failed"
-    assert failed_tasks(waiting, MARCH_RUN) == [("resolve_month", 1)]
-    log = waiting.stack.task_log(DAG_ID, MARCH_RUN, "resolve_month", 1)
-    assert "the month's files are not the ones its marker describes, nothing was loaded" in log
-    assert f"{waiting.seeds / 'month_002' / 'labels.csv'}: sha256 is " in log
+    assert march["state"] == ("success" if scenario.publishes else "failed")
+    assert failed_tasks(waiting, MARCH_RUN) == [(scenario.failed_task, 1)]
+    log = waiting.stack.task_log(DAG_ID, MARCH_RUN, scenario.failed_task, 1)
+    for line in scenario.log(month):  # what differs (the file's sha256, its rows against the marker's)
+        assert line in log
     assert waiting.warehouse.execute("SELECT count(*) FROM ingestion_ledger WHERE month = 'month_002'"
                                      ).fetchone() == (0,)
     assert waiting.warehouse.execute(
