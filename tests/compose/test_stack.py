@@ -39,7 +39,7 @@ from dotenv import dotenv_values
 from streamflow.ids import DAG_ID, TRAINING_DAG_ID
 from streamflow.registry import SNAPSHOTTED, TABLES
 from tests.compose.conftest import ROOT, Compose, copy_checkout
-from tests.golden import CHURNERS, ROWS
+from tests.golden import CHURNERS, PLAN_STREAM_TV_NULL, ROWS
 from tests.helpers import copy_month_with_negative_watch_hours, rewrite_marker
 
 if TYPE_CHECKING:
@@ -47,7 +47,6 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.compose
 
-PLAN_STREAM_TV_NULLS = 1526
 FINISHED = ("success", "failed")
 WAIT_S = 600
 FAILED_BLOCK = "FAILED usage_agg_30d.watch_hours_30d: expect_column_values_to_be_between"
@@ -205,7 +204,7 @@ def test_catch_up_runs_both_months_in_the_containers(stack, api, warehouse_sql, 
     assert live == {t.name: str(ROWS) for t in TABLES}
     assert sorted(per_as_of) == sorted((t.snapshot_table, as_of, str(ROWS)) for t in SNAPSHOTTED for as_of in CHURNERS)
     assert churners == {as_of: str(count) for as_of, count in CHURNERS.items()}
-    assert null_tv == str(PLAN_STREAM_TV_NULLS)
+    assert null_tv == str(PLAN_STREAM_TV_NULL)
 
 
 def test_rest_trigger_with_a_bad_month_gets_400(stack, api):
