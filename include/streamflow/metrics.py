@@ -69,13 +69,13 @@ class TableMetrics:
 
 def compute(conn: psycopg.Connection, table: Table, batch: sql.Composable, as_of: str, run_id: str,
             previous: user_sets.PreviousUsers | None) -> TableMetrics:
-    """The figures of `batch` (a staged table of `table`'s shape): two scans, and a join per user set.
+    """The figures of `batch` (a staged table of `table`'s shape): two statements, and a join per user set.
 
-    One scan for what needs no grouping (rows, the fingerprint of the user set, each boolean's
-    counts, every other column's min, max, mean and deviation), one grouping-sets scan for the
-    other columns' distinct counts and frequencies (`_distinct_values`), and the users joined,
-    left and kept against the previous month's set (`user_sets`: the six files of a month usually
-    hold the same users, and then share one kept set and one count).
+    One scan for what is taken over every row (rows, the fingerprint of the user set, each
+    boolean's counts, each number's mean and deviation), one statement of a GROUP BY per other
+    column for its non-NULL cells, distinct count, min, max and frequencies (`_value_figures`),
+    and the users joined, left and kept against the previous month's set (`user_sets`: the six
+    files of a month usually hold the same users, and then share one kept set and one count).
 
     Call it in a transaction that `record` then ends: `user_sets.keep` locks the user set until
     then, so that a file with the same users validated at the same time reuses its count.
@@ -91,44 +91,39 @@ def compute(conn: psycopg.Connection, table: Table, batch: sql.Composable, as_of
 
     measured = [c for c in table.columns if c.name != KEY]
     user_hash = sql.SQL("hashtextextended({}, 0)").format(sql.Identifier(KEY))
-    # One scan (parallel) for what needs no grouping: rows, the user set's fingerprint, each
-    # boolean's counts, and every other column's non-NULL count, min, max, mean and deviation.
+    # One scan (parallel) for what is taken over every row: rows, the user set's fingerprint, each
+    # boolean's counts, each number's mean and deviation. The rest comes from each column's groups.
     aggregates: list[sql.Composable] = [
         sql.SQL("count(*)"), sql.SQL("coalesce(bit_xor({0}), 0)").format(user_hash),
         sql.SQL("coalesce(bit_xor(hashint8extended({0}, 1)), 0)").format(user_hash)]
     for column in measured:
         value = sql.Identifier(column.name)
-        aggregates.append(sql.SQL("count({})").format(value))
         if column.pg_type == "boolean":
-            aggregates.append(sql.SQL("count(*) FILTER (WHERE {})").format(value))
-            continue
-        collate = sql.SQL(' COLLATE "C"') if column.pg_type == "text" else sql.SQL("")
-        aggregates += [sql.SQL("min({}{})::text").format(value, collate),
-                       sql.SQL("max({}{})::text").format(value, collate)]
-        if column.pg_type in _NUMBERS:
-            # In float8: NUMERIC arithmetic costs twice the scan, and a figure needs no exact decimal.
-            aggregates += [sql.SQL("avg({}::float8)").format(value), sql.SQL("stddev_samp({}::float8)").format(value)]
+            aggregates += [sql.SQL("count({})").format(value), sql.SQL("count(*) FILTER (WHERE {})").format(value)]
+        elif column.pg_type in _NUMBERS:
+            # A NUMERIC column's exact sums cost less than casting each cell to float8 first; an
+            # integer's are summed in float8 (stddev_samp of an integer sums in NUMERIC: twice the scan).
+            figure = sql.SQL("{}({})::float8" if column.pg_type == "numeric" else "{}({}::float8)")
+            aggregates += [figure.format(sql.SQL(name), value) for name in ("avg", "stddev_samp")]
     row = conn.execute(sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(aggregates), batch)).fetchone()
     rows, user_set, cells = row[0], user_sets.fingerprint(*row[:3]), iter(row[3:])
-    values = _distinct_values(conn, batch, [c for c in measured if c.pg_type != "boolean"])
+    grouped = _value_figures(conn, batch, [c for c in measured if c.pg_type != "boolean"])
     columns: dict[str, ColumnMetrics] = {}
     for column in measured:
-        non_null = next(cells)
         if column.pg_type == "boolean":
-            columns[column.name] = _flag_figures(rows, non_null, next(cells))
+            columns[column.name] = _flag_figures(rows, next(cells), next(cells))
             continue
-        low, high = next(cells), next(cells)
+        non_null, distinct, low, high, frequencies = grouped[column.name]
         mean, stddev = (next(cells), next(cells)) if column.pg_type in _NUMBERS else (None, None)
         if stddev is not None and low == high:
             stddev = 0.0  # one value: exactly none, where float8 sums leave ~1e-12
-        distinct, frequencies = values[column.name]
         columns[column.name] = ColumnMetrics(
             null_fraction=(1 - non_null / rows) if rows else None, distinct_count=distinct, min_value=low,
             max_value=high, mean=mean, stddev=stddev, frequencies=frequencies)
     joined = left = kept = None
     user_sets.keep(conn, run_id, as_of, user_set, batch)
     if previous is not None:
-        kept = user_sets.users_kept(conn, run_id, user_set, previous)
+        kept = user_sets.users_kept(conn, run_id, user_set, batch, previous)
         joined, left = rows - kept, user_sets.size(previous.user_set) - kept
     return TableMetrics(table=table.name, as_of=as_of, rows=rows, columns=columns, users_joined=joined,
                         users_left=left, users_kept=kept, previous_as_of=previous.as_of if previous else None,
@@ -149,38 +144,29 @@ def _flag_figures(rows: int, non_null: int, true: int) -> ColumnMetrics:
                          mean=mean, stddev=stddev, frequencies=frequencies)
 
 
-def _distinct_values(conn: psycopg.Connection, batch: sql.Composable, measured: list
-                     ) -> dict[str, tuple[int, dict[str, int] | None]]:
-    """{column: (distinct non-NULL values, {value: rows} for a text column of at most FREQUENCY_LIMIT
-    values, NULL as "null")}, in one scan: GROUP BY GROUPING SETS, one set per column (a hash per
-    column, not a sort per column as count(DISTINCT) would be). Only the counts are taken over the
-    groups: a feature with a million values has a million groups, and a figure summed over them
-    costs as much again as the scan (min, max and means come from the aggregate scan instead)."""
+def _value_figures(conn: psycopg.Connection, batch: sql.Composable, measured: list
+                   ) -> dict[str, tuple[int, int, str | None, str | None, dict[str, int] | None]]:
+    """{column: (non-NULL cells, distinct non-NULL values, min, max, {value: rows} for a text column of
+    at most FREQUENCY_LIMIT values, NULL as "null")}: a GROUP BY per column, all in one UNION ALL
+    statement that PostgreSQL runs side by side (sql/queries/value_figures.sql). Means and
+    deviations are not taken over the groups: a feature with a million values has a million groups,
+    and a sum over them costs as much again as the aggregate scan."""
     from psycopg import sql
 
     if not measured:
         return {}
-    names = [sql.Identifier(c.name) for c in measured]
-    width = len(names)
-    # GROUPING(c1, ..., cn) sets a bit per column not grouped, c1 the highest: the set of column i
-    # (grouped by it alone) is every bit but its own.
-    mask = {c.name: (1 << width) - 1 - (1 << (width - 1 - i)) for i, c in enumerate(measured)}
-    counted = [c for c in measured if c.pg_type == "text"]
-    is_null = sql.SQL("CASE GROUPING({}) {} END").format(sql.SQL(", ").join(names), sql.SQL(" ").join(
-        sql.SQL("WHEN {} THEN {} IS NULL").format(sql.Literal(mask[c.name]), sql.Identifier(c.name)) for c in measured))
-    # Only the counted columns' values are written as text: the rest need no text at all.
-    value = sql.SQL("coalesce({})").format(sql.SQL(", ").join(
-        sql.SQL("{}::text").format(sql.Identifier(c.name)) for c in counted)) if counted else sql.SQL("NULL::text")
-    query = queries.template("distinct_values").format(
-        names=sql.SQL(", ").join(names), is_null=is_null, value=value, batch=batch,
-        sets=sql.SQL(", ").join(sql.SQL("({})").format(name) for name in names))
-    found = {which: (distinct, frequencies) for which, distinct, frequencies in conn.execute(
-        query, {"counted": [mask[c.name] for c in counted]}).fetchall()}
+    branch = queries.template("value_figures")
+    query = sql.SQL("\nUNION ALL\n").join(
+        branch.format(position=sql.Literal(position), frequencies=sql.Literal(column.pg_type == "text"),
+                      collate=sql.SQL(' COLLATE "C"') if column.pg_type == "text" else sql.SQL(""),
+                      column=sql.Identifier(column.name), batch=batch)
+        for position, column in enumerate(measured))
+    found = {position: figures for position, *figures in conn.execute(query).fetchall()}
     result = {}
-    for column in measured:
-        distinct, frequencies = found.get(mask[column.name], (0, None))
+    for position, column in enumerate(measured):
+        non_null, distinct, low, high, frequencies = found[position]
         keep = frequencies is not None and len(frequencies) <= FREQUENCY_LIMIT
-        result[column.name] = (distinct, dict(sorted(frequencies.items())) if keep else None)
+        result[column.name] = (non_null or 0, distinct, low, high, dict(sorted(frequencies.items())) if keep else None)
     return result
 
 

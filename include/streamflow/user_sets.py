@@ -53,16 +53,22 @@ def keep(conn: psycopg.Connection, run_id: str, as_of: str, user_set: str, batch
                      {"run_id": run_id, "fingerprint": user_set, "as_of": as_of})
 
 
-def users_kept(conn: psycopg.Connection, run_id: str, user_set: str, previous: PreviousUsers) -> int:
-    """How many of the set's users are in the previous month's: counted by a file of the run with the
-    same users and the same previous set, or by one hash join of the two kept sets."""
+def users_kept(conn: psycopg.Connection, run_id: str, user_set: str, batch: sql.Composable,
+               previous: PreviousUsers) -> int:
+    """How many of the batch's users (its user set `user_set`) are in the previous month's: counted by
+    a file of the run with the same users and the same previous set, or by one hash semi join."""
+    from psycopg import sql
+
     found = conn.execute(queries.text("users_kept_counted"), {
         "run_id": run_id, "fingerprint": user_set, "previous_fingerprint": previous.user_set}).fetchone()
     if found is not None:
         return found[0]
-    (kept,) = conn.execute(queries.text("users_kept_join"), {
-        "run_id": run_id, "fingerprint": user_set, "previous_run_id": previous.run_id,
-        "previous_fingerprint": previous.user_set}).fetchone()
+    # The join hashes the previous set: ~45 MB for a million users, which at the default work_mem (4 MB,
+    # twice that for a hash) spills to disk, half as slow again. Until the transaction ends:
+    # `metrics.compute` counts this last (its hashes of a feature's values are no faster for more memory).
+    conn.execute("SET LOCAL hash_mem_multiplier = 16")
+    (kept,) = conn.execute(queries.template("users_kept_join").format(key=sql.Identifier(KEY), batch=batch), {
+        "previous_run_id": previous.run_id, "previous_fingerprint": previous.user_set}).fetchone()
     return kept
 
 

@@ -145,7 +145,7 @@ def test_the_first_month_skips_every_check_against_history_and_says_why(trust_co
 
 def test_the_figures_kept_for_january_are_what_its_files_hold(trust_conn, seeds):
     """Every column's null fraction, distinct count, min/max, mean and frequencies against the CSVs,
-    read here in Python (the grouping-sets bitmask must pick each column's own groups)."""
+    read here in Python (each UNION ALL branch must land on its own column)."""
     import statistics
 
     for t in TABLES:
