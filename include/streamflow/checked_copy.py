@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from streamflow import staged_table
 from streamflow.copy_stream import copy_problem, is_data_error, stream_body
-from streamflow.diagnosis import ISO_DATE, RAW, diagnose, padded_key_filter, unknown_user_filter
+from streamflow.diagnosis import ISO_DATE, RAW, diagnose, padded_key_filter, trimmed, unknown_user_filter
 from streamflow.errors import ContractViolation
 from streamflow.registry import KEY, Table
 
@@ -82,7 +82,7 @@ def _casts(table: Table, columns: list[str]) -> sql.Composable:
         column = table.column(name)
         value = sql.Identifier(name)
         if name == KEY or column.pg_type != "text":
-            value = sql.SQL("btrim({})").format(value)
+            value = trimmed(value)
         if column.pg_type == "date":  # anything but YYYY-MM-DD becomes an invalid date: the cast fails
             value = sql.SQL("CASE WHEN {v} ~ {iso} THEN {v} ELSE 'not YYYY-MM-DD: ' || {v} END").format(
                 v=value, iso=sql.Literal(ISO_DATE))

@@ -20,22 +20,39 @@ RAW = "streamflow_raw"
 SAMPLE_LIMIT = 10
 # A date must be written YYYY-MM-DD: PostgreSQL alone would also read "05/02/2022" (as DateStyle says).
 ISO_DATE = "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+#: What the contract trims off a cell and calls padding around a key: ASCII whitespace and the
+#: no-break space a spreadsheet leaves, not spaces alone, so that "\t7590-VHVEG" cannot pass for
+#: a new user beside "7590-VHVEG". PostgreSQL's `btrim(text)` strips spaces only, so it is given
+#: these characters; Python's `str.strip(PADDING)` strips the same ones.
+PADDING = " \t\n\r\v\f\u00a0"
+
+
+# PADDING as a PostgreSQL escape string of \u code points: the query text then holds no raw
+# newline, which would end a `--` comment that names the placeholder this fills.
+_PADDING_SQL = "E'" + "".join(f"\\u{ord(character):04x}" for character in PADDING) + "'"
+
+
+def trimmed(value: sql.Composable) -> sql.Composable:
+    """`value` with the contract's padding stripped from both ends (`btrim(value, PADDING)`)."""
+    from psycopg import sql
+
+    return sql.SQL("btrim({}, {})").format(value, sql.SQL(_PADDING_SQL))
 
 
 def cell(name: str, alias: str | None = None) -> sql.Composable:
-    """A raw cell as the contract reads it: trimmed, blank as NULL (`NULLIF(btrim(col), '')`)."""
+    """A raw cell as the contract reads it: trimmed of `PADDING`, blank as NULL."""
     from psycopg import sql
 
     column = sql.Identifier(alias, name) if alias else sql.Identifier(name)
-    return sql.SQL("NULLIF(btrim({}), '')").format(column)
+    return sql.SQL("NULLIF({}, '')").format(trimmed(column))
 
 
 def padded_key_filter(key: sql.Composable) -> sql.Composable:
-    """`key` is not blank but carries surrounding whitespace (what `btrim` strips): refused, never
-    trimmed, so that it cannot pass for the user it would become (a blank key is refused as blank)."""
+    """`key` is not blank but carries surrounding `PADDING`: refused, never trimmed, so that it
+    cannot pass for the user it would become (a blank key is refused as blank)."""
     from psycopg import sql
 
-    return sql.SQL("{key} <> btrim({key}) AND btrim({key}) <> ''").format(key=key)
+    return sql.SQL("{key} <> {trimmed} AND {trimmed} <> ''").format(key=key, trimmed=trimmed(key))
 
 
 def unknown_user_filter(key: sql.Composable, staged_users: sql.Composable | None) -> sql.Composable:
@@ -56,7 +73,7 @@ def diagnose(conn: psycopg.Connection, table: Table, columns: list[str],
     from psycopg import sql
 
     raw, key = sql.Identifier(RAW), sql.Identifier(KEY)
-    trimmed_key = cell(KEY)
+    key_cell = cell(KEY)
     problems: list[str] = []
 
     def sampled(query: sql.Composable, params: tuple | dict = ()) -> tuple[int, list[tuple]]:
@@ -67,8 +84,8 @@ def diagnose(conn: psycopg.Connection, table: Table, columns: list[str],
     def describe(rows: list[tuple]) -> str:
         return ", ".join(f"line {line} {value!r}" for line, value in rows)
 
-    count, rows = sampled(sql.SQL("SELECT line_no + 1, coalesce({key}, '') FROM {raw} WHERE {trimmed} IS NULL").format(
-        key=key, raw=raw, trimmed=trimmed_key))
+    count, rows = sampled(sql.SQL("SELECT line_no + 1, coalesce({key}, '') FROM {raw} WHERE {cell} IS NULL").format(
+        key=key, raw=raw, cell=key_cell))
     if count:
         problems.append(f'column "{KEY}": {count} blank key(s): {describe(rows)}')
     count, rows = sampled(sql.SQL("SELECT line_no + 1, {key} FROM {raw} WHERE {padded}").format(
@@ -79,12 +96,13 @@ def diagnose(conn: psycopg.Connection, table: Table, columns: list[str],
         pg_type = table.column(name).pg_type
         if pg_type == "text":
             continue
-        count, rows = sampled(queries.template("diagnosis_invalid_values").format(column=sql.Identifier(name), raw=raw),
-                              {"pg_type": pg_type, "iso_date": ISO_DATE})
+        invalid = queries.template("diagnosis_invalid_values").format(column=sql.Identifier(name), cell=cell(name),
+                                                                      raw=raw)
+        count, rows = sampled(invalid, {"pg_type": pg_type, "iso_date": ISO_DATE})
         if count:
             kind = f"{pg_type} (YYYY-MM-DD)" if pg_type == "date" else pg_type
             problems.append(f'column "{name}": {count} value(s) that are not a valid {kind}: {describe(rows)}')
-    count, rows = sampled(queries.template("diagnosis_duplicated_keys").format(key=key, raw=raw))
+    count, rows = sampled(queries.template("diagnosis_duplicated_keys").format(key=key_cell, raw=raw))
     if count:
         listed = "; ".join(f"{user!r} on lines {lines}" for _, user, lines in rows)
         problems.append(f'column "{KEY}": {count} duplicated user_id(s): {listed}')

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from streamflow import checked_copy, staged_table, staging
 from streamflow.copy_stream import is_data_error, stream_body
-from streamflow.diagnosis import ISO_DATE, unknown_user_filter
+from streamflow.diagnosis import ISO_DATE, PADDING, trimmed, unknown_user_filter
 from streamflow.errors import NotStaged
 from streamflow.header import read_header
 from streamflow.registry import KEY, USERS, Table
@@ -152,7 +152,8 @@ def _copy_typed(conn: psycopg.Connection, table: Table, path: Path, header_bytes
     """`COPY` the file straight into the typed staging table; None where it cannot decide.
 
     The typed COPY reads each cell as the checked path's casts do (input functions ignore the
-    whitespace `btrim` strips; FORCE_NULL makes a blank cell NULL, quoted or not), and the
+    ASCII whitespace the contract trims and refuse a no-break space, which sends the file to the
+    checked path; FORCE_NULL makes a blank cell NULL, quoted or not), and the
     staging table's primary key refuses blank and duplicated user_ids. What it would read
     differently is checked on the side: a date not written YYYY-MM-DD (PostgreSQL also reads
     "05/02/2022"), by a scan of the file that runs while the COPY streams; a padded user_id and
@@ -167,7 +168,7 @@ def _copy_typed(conn: psycopg.Connection, table: Table, path: Path, header_bytes
 
     key = sql.Identifier(KEY)
     dates = [index for index, name in enumerate(columns) if table.column(name).pg_type == "date"]
-    doubtful = sql.SQL("{key} <> btrim({key})").format(key=key)
+    doubtful = sql.SQL("{key} <> {trimmed}").format(key=key, trimmed=trimmed(key))
     if table.depends_on_users:
         unknown = unknown_user_filter(sql.Identifier("staged", KEY), staged_users)
         doubtful = sql.SQL("{} OR {}").format(doubtful, unknown)
@@ -208,7 +209,7 @@ def _rows_if_dates_are_iso(path: Path, width: int, dates: list[int]) -> int | No
                 if len(record) != width or any('"' in cell for cell in record):
                     return None
                 for index in dates:
-                    cell = record[index].strip(" ")  # what btrim strips
+                    cell = record[index].strip(PADDING)
                     if cell and not iso.fullmatch(cell):  # not match: Python's $ also matches before a final newline
                         return None
     except (UnicodeDecodeError, csv.Error):

@@ -364,8 +364,9 @@ def test_a_user_missing_from_this_months_labels_is_not_covered_by_last_months_la
     assert f"{missing}='a user without a row'" in message
 
 
-def test_a_user_id_padded_in_every_file_is_refused_at_staging(trust_conn, trust_url, february):
-    padded = " 7590-VHVEG "
+@pytest.mark.parametrize("padded", [" 7590-VHVEG ", "\t7590-VHVEG", "7590-VHVEG\u00a0"],
+                         ids=["spaces", "tab", "no-break-space"])
+def test_a_user_id_padded_in_every_file_is_refused_at_staging(trust_conn, trust_url, february, padded):
     for t in TABLES:
         rewrite(february / t.file_name, set_column(KEY, lambda i, old: padded if old == padded.strip() else old))
     month, run_id = run_of("padded")
